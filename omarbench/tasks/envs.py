@@ -84,10 +84,13 @@ class VecEnv:
     def _episode_seeds(self, idx: np.ndarray) -> np.ndarray:
         return self.seed + idx + self._episodes[idx] * self.num_envs
 
-    def reset(self) -> list[np.ndarray]:
-        """Reset every copy to its first episode (seed ``seed + e``)."""
+    def reset(self, episode: int = 0) -> list[np.ndarray]:
+        """Reset every copy to episode ``episode`` of its stream (default: the first, seed ``seed + e``).
+
+        Resetting to episode ``k`` continues a run that stopped after ``k`` whole episodes per copy.
+        """
         idx = np.arange(self.num_envs)
-        self._episodes[:] = 0
+        self._episodes[:] = episode
         self.t[:] = 0
         self._reset_envs(idx, self._episode_seeds(idx))
         self._obs = self._observe()

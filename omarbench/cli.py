@@ -20,6 +20,7 @@ app = typer.Typer(
 )
 tasks_app = typer.Typer(help="List and inspect the benchmark's tasks.", invoke_without_command=True)
 app.add_typer(tasks_app, name="tasks")
+app.add_typer(__import__("omarbench.data.cli", fromlist=["app"]).app, name="datasets")
 
 console = Console()
 err_console = Console(stderr=True)

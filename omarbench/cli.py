@@ -111,12 +111,15 @@ def tasks_rollout(
     flavor: FlavorOpt = None,
     episodes: Annotated[int, typer.Option(help="Number of episodes.")] = 10,
     seed: Annotated[int, typer.Option(help="Seed of the actions and resets.")] = 0,
+    backend: Annotated[
+        str, typer.Option(help="numpy (batched engine, default) or mpe2 (reference, one env at a time).")
+    ] = "numpy",
 ) -> None:
     """Step a task with uniform-random learners and print the reported return."""
     from omarbench.tasks.rollout import random_rollout
     from omarbench.tasks.spec import parse_task_id
 
-    summary = random_rollout(parse_task_id(task_id, flavor), episodes=episodes, seed=seed)
+    summary = random_rollout(parse_task_id(task_id, flavor), episodes=episodes, seed=seed, backend=backend)
     fixed = f", fixed agents: {summary.fixed_policy}" if summary.fixed_policy else ""
     console.print(
         f"{summary.task_id}: random policy, {summary.episodes} episodes{fixed}: "

@@ -1,4 +1,10 @@
-"""Roll a uniform-random policy through a task's reference environment (a quick sanity check)."""
+"""Roll a uniform-random policy through a task's batched environments (a quick sanity check).
+
+Episodes run side by side (up to ``MAX_BATCH`` copies at once) on the chosen backend. Episode ``k`` is
+reset with seed ``seed + k`` whatever the batch size (see the seed stream in ``omarbench.tasks.envs``);
+the learners' actions come from one generator seeded with ``seed``, drawn ``[copies, learners, 2]`` per
+step.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from omarbench.errors import UsageError
-from omarbench.tasks.mpe_ref import ReferenceEnv
+from omarbench.tasks.envs import make_vec_env
 from omarbench.tasks.prey import fixed_policy_for
 from omarbench.tasks.spec import Task
+
+MAX_BATCH = 1024
 
 
 @dataclass(frozen=True)
@@ -18,6 +26,7 @@ class RolloutSummary:
     episodes: int
     returns: np.ndarray  # reported return per episode
     fixed_policy: str | None
+    backend: str = "numpy"
 
     @property
     def mean(self) -> float:
@@ -28,22 +37,20 @@ class RolloutSummary:
         return float(self.returns.std())
 
 
-def random_rollout(task: Task, episodes: int = 10, seed: int = 0) -> RolloutSummary:
+def random_rollout(task: Task, episodes: int = 10, seed: int = 0, backend: str = "numpy") -> RolloutSummary:
     """Learners act uniformly in [-1, 1]²; fixed agents follow the task's fixed policy."""
     if episodes < 1:
         raise UsageError(f"episodes must be a positive integer, got {episodes}")
+    copies = min(episodes, MAX_BATCH)
+    env = make_vec_env(task, copies, backend=backend, seed=seed, fixed_policy=fixed_policy_for(task))
     rng = np.random.default_rng(seed)
-    env = ReferenceEnv(task)
-    fixed = fixed_policy_for(task)
-    returns = np.empty(episodes)
-    for ep in range(episodes):
-        obs = env.reset(seed + ep)
-        rewards = np.empty((task.episode_length, task.n_agents))
+    n_learners = len(task.learner_indices)
+    rounds = -(-episodes // copies)
+    rewards = np.empty((rounds, copies, task.episode_length, task.n_agents))
+    env.reset()
+    for r in range(rounds):  # round r holds episodes r * copies + e (the env's own seed stream)
         for t in range(task.episode_length):
-            actions = rng.uniform(-1, 1, (task.n_agents, 2))
-            if fixed is not None:
-                for i in task.fixed_indices:
-                    actions[i] = fixed(obs[i][None])[0]
-            obs, rewards[t] = env.step(actions)
-        returns[ep] = task.reported_return(rewards)
-    return RolloutSummary(task.id, episodes, returns, fixed.name if fixed else None)
+            rewards[r, :, t] = env.step(rng.uniform(-1, 1, (copies, n_learners, 2))).rewards
+    returns = task.reported_return(rewards.reshape(rounds * copies, task.episode_length, task.n_agents))
+    fixed = env.fixed_policy
+    return RolloutSummary(task.id, episodes, returns[:episodes], fixed.name if fixed else None, backend)

@@ -21,6 +21,8 @@ app = typer.Typer(
 tasks_app = typer.Typer(help="List and inspect the benchmark's tasks.", invoke_without_command=True)
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(__import__("omarbench.data.cli", fromlist=["app"]).app, name="datasets")
+app.command("eval")(__import__("omarbench.sweep_cli", fromlist=["eval_command"]).eval_command)
+app.command("report")(__import__("omarbench.report.cli", fromlist=["report_command"]).report_command)
 
 console = Console()
 err_console = Console(stderr=True)

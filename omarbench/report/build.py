@@ -1,0 +1,438 @@
+"""Build the report from a results directory alone: tables, aggregates, the paper comparison, plots.
+
+:func:`build_report` reads the run records, keeps one record per (algo, task, level, seed) (the newest
+finished one), scores each run by its final policy's normalised score (references: the datasets' own
+by default, or the paper's), and writes into ``out_dir``:
+
+    leaderboard.md                   everything, readable on a forge
+    scores.{csv,tex}                 the main table (rows level × task, columns algorithms)
+    aggregates.{csv,tex}             IQM / mean with stratified-bootstrap CIs, P(OMAR > baseline)
+    paper_comparison.{csv,tex}       ours next to the paper's, per cell
+    claims.csv                       the paper's claims, evaluated on its numbers and on ours
+    curves.{png,pdf}                 learning curves (if the records hold curves)
+    scaling.{csv,png,pdf}            the agent-count study (with ``scaling=True``)
+
+The same records always give byte-identical files: no time stamps, fixed orders and bootstrap seeds,
+figure metadata stripped.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from omarbench import results as rs
+from omarbench.errors import OmarbenchError, UsageError, bad_choice
+from omarbench.report import compare, plots, stats
+from omarbench.report.paper import PAPER_CITATION, PAPER_TASKS, normalise_with_paper
+from omarbench.report.tables import (
+    LEVEL_LABELS,
+    ScoreTable,
+    build_score_table,
+    csv_text,
+    fnum,
+    latex_plain,
+    latex_tabular,
+    markdown_table,
+    order_tasks,
+    score_csv,
+    score_latex,
+    score_markdown,
+)
+
+REFERENCES = ("ours", "paper")
+SCALING_LEVEL = "medium-replay"
+RLIABLE_CITATION = (
+    "Agarwal, Schwarzer, Castro, Courville, Bellemare. Deep Reinforcement Learning at the Edge of the "
+    "Statistical Precipice. NeurIPS 2021"
+)
+
+
+@dataclass
+class ReportSummary:
+    """What :func:`build_report` did: files written and notes worth printing."""
+
+    out_dir: Path
+    files: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    n_records: int = 0
+    preset: str | None = None
+
+
+# ----------------------------------------------------------------------------------------- selection
+
+
+def choose_preset(df: pd.DataFrame, preset: str | None) -> str | None:
+    present = sorted(p for p in df["preset"].dropna().unique())
+    if preset is not None:
+        if preset not in present:
+            raise bad_choice("preset", preset, present or ["(none in these results)"])
+        return preset
+    if len(present) > 1:
+        raise UsageError(f"the results hold runs of presets {', '.join(present)}; choose one with --preset")
+    return present[0] if present else None
+
+
+def latest_per_run(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """One record per (algo, task, level, seed): the newest ``ok`` one, else the newest failure."""
+    if df.empty:
+        return df, 0
+    d = df.assign(_ok=(df["status"] == "ok").astype(int), _created=df["created"].fillna(""))
+    d = d.sort_values(["algo", "task", "level", "seed", "_ok", "_created", "file"], kind="stable")
+    kept = d.groupby(["algo", "task", "level", "seed"], sort=True).tail(1)
+    kept = kept.drop(columns=["_ok", "_created"]).sort_values(["algo", "task", "level", "seed"])
+    return kept.reset_index(drop=True), len(df) - len(kept)
+
+
+def add_scores(df: pd.DataFrame, references: str, value: str = "final_return", norm: str = "normalised"):
+    """Column ``score``: the stored normalised score (ours) or the return normalised with the paper's."""
+    if references == "ours":
+        return df.assign(score=df[norm].astype(float))
+    scores = [float(normalise_with_paper(t, v)) for t, v in zip(df["task"], df[value].astype(float))]
+    return df.assign(score=np.asarray(scores, float))
+
+
+def is_scaling_task(task: str) -> bool:
+    """spread with a non-default team (spread-nN): part of the agent-count study, not the main table."""
+    from omarbench.tasks.spec import SPREAD_DEFAULT_AGENTS, parse_task_id
+
+    try:
+        t = parse_task_id(task)
+    except OmarbenchError:
+        return False
+    return t.name == "spread" and t.n_agents != SPREAD_DEFAULT_AGENTS
+
+
+# ------------------------------------------------------------------------------------------ sections
+
+
+def _main_footnotes(table: ScoreTable, references: str, n_eval: str) -> list[str]:
+    refs = ("the random and expert returns stored in each dataset (measured by omarbench when it collected)"
+            if references == "ours" else "the paper's reference returns (PROTOCOL §3: spread 516.8/159.8, "
+            "tag 185.6/−4.1, world 79.5/−6.8 for expert/random)")
+    notes = [
+        "Cells: normalised score 100 × (S − S_random) / (S_expert − S_random) of the final policy "
+        f"({n_eval}), mean ± std over seeds (std with ddof = 0), seed count in parentheses.",
+        f"References: {refs}.",
+        "Bold: the highest mean of the row and every entry not significantly below it (Welch's t-test, "
+        "two-sided, p ≥ 0.05, scipy.stats.ttest_ind with equal_var=False); an entry with fewer than 2 seeds "
+        "cannot be tested and is bold only if its mean equals the best.",
+    ]
+    if table.any_failed:
+        notes.append("†: some seeds of this cell failed (see Failures); the statistics use the finished seeds.")
+    return notes
+
+
+def _eval_episodes(df: pd.DataFrame) -> str:
+    eps = sorted({int(e) for e in pd.to_numeric(df["final_episodes"], errors="coerce").dropna()})
+    if not eps:
+        return "evaluation episodes not recorded"
+    return f"{eps[0]} evaluation episodes per seed" if len(eps) == 1 else f"{eps[0]}–{eps[-1]} episodes per seed"
+
+
+def aggregate_rows(table: ScoreTable) -> list[dict[str, object]]:
+    """Per algorithm over the table's task × level cells: mean and IQM with 95% stratified-bootstrap CIs,
+    and the probability that OMAR beats it (cells where both have runs)."""
+    rows = []
+    for algo in table.algos:
+        cells = [c for (_, _, a), c in sorted(table.cells.items()) if a == algo and c.n]
+        if not cells:
+            continue
+        groups = [c.values for c in cells]
+        row = {"algo": algo, "cells": len(cells), "runs": sum(len(g) for g in groups),
+               "mean": stats.mean_ci(groups), "iqm": stats.iqm_ci(groups), "poi": stats.NAN_ESTIMATE}
+        if algo != "OMAR":
+            pairs = []
+            for (lv, t, a), c in sorted(table.cells.items()):
+                o = table.cell(lv, t, "OMAR")
+                if a == algo and c.n and o is not None and o.n:
+                    pairs.append((o.values, c.values))
+            row["poi"] = stats.probability_of_improvement(pairs)
+        rows.append(row)
+    return rows
+
+
+def scaling_rows(runs: pd.DataFrame, behaviour: pd.DataFrame) -> pd.DataFrame:
+    """The agent-count study from spread-nN medium-replay runs of MA-CQL and OMAR and the behaviour records.
+
+    Scores are the datasets' normalised scores (the paper gives references for n = 3 only).
+    """
+    from omarbench.tasks.spec import parse_task_id
+
+    out = []
+    sel = runs[(runs["level"] == SCALING_LEVEL) & (runs["status"] == "ok")]
+    tasks = {}
+    for task in sorted(set(sel["task"]) | set(behaviour["task"] if not behaviour.empty else [])):
+        try:
+            t = parse_task_id(task)
+        except OmarbenchError:
+            continue
+        if t.name == "spread" and t.flavor == "paper":
+            tasks[t.n_agents] = task
+    for n in sorted(tasks):
+        task = tasks[n]
+        cql = sel[(sel["task"] == task) & (sel["algo"] == "MA-CQL")]["normalised"].astype(float).to_numpy()
+        omar = sel[(sel["task"] == task) & (sel["algo"] == "OMAR")]["normalised"].astype(float).to_numpy()
+        cql, omar = cql[np.isfinite(cql)], omar[np.isfinite(omar)]
+        beh = behaviour[(behaviour["task"] == task) & (behaviour["level"] == SCALING_LEVEL)] \
+            if not behaviour.empty else behaviour
+        digests = sel[sel["task"] == task]["dataset_digest"].dropna()
+        if len(beh) > 1 and len(digests):
+            same = beh[beh["dataset_digest"] == digests.mode().iloc[0]]
+            beh = same if len(same) else beh
+        b = float(beh["normalised"].astype(float).iloc[-1]) if len(beh) else math.nan
+        cvb = stats.improvement_pct(cql, b) if math.isfinite(b) and len(cql) else stats.NAN_ESTIMATE
+        ovc = stats.improvement_pct(omar, cql) if len(cql) and len(omar) else stats.NAN_ESTIMATE
+        out.append({
+            "n": n, "task": task, "behaviour": b,
+            "behaviour_return": float(beh["return_mean"].astype(float).iloc[-1]) if len(beh) else math.nan,
+            "cql_mean": float(cql.mean()) if len(cql) else math.nan, "cql_n": len(cql),
+            "omar_mean": float(omar.mean()) if len(omar) else math.nan, "omar_n": len(omar),
+            "cql_vs_behaviour": cvb.value, "cql_vs_behaviour_lo": cvb.lo, "cql_vs_behaviour_hi": cvb.hi,
+            "omar_vs_cql": ovc.value, "omar_vs_cql_lo": ovc.lo, "omar_vs_cql_hi": ovc.hi,
+        })
+    return pd.DataFrame(out, columns=[
+        "n", "task", "behaviour", "behaviour_return", "cql_mean", "cql_n", "omar_mean", "omar_n",
+        "cql_vs_behaviour", "cql_vs_behaviour_lo", "cql_vs_behaviour_hi", "omar_vs_cql", "omar_vs_cql_lo",
+        "omar_vs_cql_hi",
+    ])
+
+
+def numbered(notes: Sequence[str]) -> str:
+    return "".join(f"{i + 1}. {n}\n" for i, n in enumerate(notes))
+
+
+def _pct(v: float, lo: float, hi: float) -> str:
+    if not math.isfinite(v):
+        return "—"
+    if math.isfinite(lo) and math.isfinite(hi):
+        return f"{v:+.1f}% [{lo:+.1f}, {hi:+.1f}]"
+    return f"{v:+.1f}%"
+
+
+def _num(v: float, digits: int = 1) -> str:
+    return f"{v:.{digits}f}" if math.isfinite(v) else "—"
+
+
+# ---------------------------------------------------------------------------------------------- build
+
+
+def build_report(
+    results_dir: str | os.PathLike,
+    out_dir: str | os.PathLike = "leaderboards",
+    *,
+    references: str = "ours",
+    scaling: bool = False,
+    preset: str | None = None,
+    tasks: Sequence[str] | None = None,
+) -> ReportSummary:
+    """Read the records of ``results_dir`` and write the report files into ``out_dir``."""
+    if references not in REFERENCES:
+        raise bad_choice("references", references, REFERENCES)
+    results_dir, out_dir = Path(results_dir), Path(out_dir)
+    if not results_dir.is_dir():
+        raise OmarbenchError(f"results directory {str(results_dir)!r} does not exist")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", rs.RecordWarning)
+        records = rs.load_records(results_dir)
+        curves = rs.load_curves(results_dir)
+        behaviour = rs.load_behaviour(results_dir)
+    summary = ReportSummary(out_dir=out_dir)
+    summary.notes += [f"skipped: {w.message}" for w in caught if issubclass(w.category, rs.RecordWarning)]
+    if records.empty:
+        raise OmarbenchError(f"no run records in {str(results_dir)!r}: run 'omarbench eval' first")
+    chosen = choose_preset(records, preset)
+    summary.preset = chosen
+    if chosen is not None:
+        records = records[records["preset"] == chosen]
+    runs, superseded = latest_per_run(records)
+    summary.n_records = len(runs)
+    if superseded:
+        summary.notes.append(f"{superseded} older record(s) of the same runs were superseded by newer ones")
+
+    runs = add_scores(runs, references)
+    if tasks:
+        main = runs[runs["task"].isin(list(tasks))]
+    else:
+        main = runs[~runs["task"].map(is_scaling_task)]
+    if references == "paper":
+        no_refs = sorted(set(main["task"]) - set(PAPER_TASKS))
+        if no_refs:
+            summary.notes.append(f"the paper has no reference returns for {', '.join(no_refs)}: left out")
+            main = main[main["task"].isin(PAPER_TASKS)]
+    if main.empty:
+        raise OmarbenchError("no runs to tabulate after selection (check --tasks / --preset / --references)")
+
+    table = build_score_table(main[["algo", "task", "level", "seed", "status", "score"]])
+    files: dict[str, bytes] = {}
+    md: list[str] = []
+
+    cmd = "omarbench report" + (" --references paper" if references == "paper" else "") + \
+        (" --scaling" if scaling else "") + (f" --preset {preset}" if preset else "")
+    versions = sorted(set(main["code_version"].dropna()))
+    wall = float(np.nansum(main["wall_time_s"].astype(float)))
+    md += [
+        "# omarbench leaderboard",
+        f"Made by `{cmd}` from {len(main)} run record(s) in the main table (preset {chosen or 'unknown'}; code "
+        f"{', '.join(versions) or 'unknown'}; {wall / 3600:.2f} CPU-hours of training as recorded). "
+        "Every number below is computed from the run records alone.",
+    ]
+
+    # main table
+    n_eval = _eval_episodes(main)
+    foot = _main_footnotes(table, references, n_eval)
+    md += ["## Normalised scores", score_markdown(table), numbered(foot)]
+    files["scores.csv"] = score_csv(table).encode()
+    files["scores.tex"] = score_latex(table, foot).encode()
+
+    failed = main[main["status"] != "ok"]
+    if len(failed):
+        md.append("### Failures")
+        rows = [[r.algo, r.task, r.level, str(r.seed), str(r.reason or "")] for r in failed.itertuples()]
+        md.append(markdown_table(["Algorithm", "Task", "Level", "Seed", "Reason"], rows, ["l"] * 5))
+
+    # aggregates
+    agg = aggregate_rows(table)
+    agg_notes = [
+        "Over all task × level cells of the table, pooling runs (seeds). IQM: interquartile mean (mean of the "
+        "middle 50% of runs). 95% CIs: percentile stratified bootstrap (runs resampled within each "
+        f"task × level cell, {stats.BOOTSTRAP_REPS} resamples, seed {stats.BOOTSTRAP_SEED}).",
+        "P(OMAR > X): probability that a run of OMAR scores higher than a run of X in the same cell "
+        "(Mann–Whitney U / nm, ties count ½), averaged over the cells where both have runs.",
+        f"Method: {RLIABLE_CITATION} (the rliable library), implemented here with numpy and scipy.",
+    ]
+    header = ["Algorithm", "Cells", "Runs", "Mean [95% CI]", "IQM [95% CI]", "P(OMAR > X) [95% CI]"]
+    arows = [[r["algo"], str(r["cells"]), str(r["runs"]), r["mean"].fmt(), r["iqm"].fmt(), r["poi"].fmt(2)]
+             for r in agg]
+    md += ["## Aggregates over tasks and levels", markdown_table(header, arows), numbered(agg_notes)]
+    files["aggregates.csv"] = csv_text(
+        ["algo", "cells", "runs", "mean", "mean_lo", "mean_hi", "iqm", "iqm_lo", "iqm_hi", "p_omar_better",
+         "p_lo", "p_hi"],
+        [[r["algo"], r["cells"], r["runs"], *(fnum(getattr(r[k], f)) for k in ("mean", "iqm", "poi")
+                                              for f in ("value", "lo", "hi"))] for r in agg],
+    ).encode()
+    files["aggregates.tex"] = latex_plain(header, [[(c, False) for c in r] for r in arows], agg_notes).encode()
+
+    # the paper, side by side, and its claims
+    comp = compare.comparison_rows(table)
+    poi = {r["algo"]: r["poi"] for r in agg if r["algo"] in compare.BASELINES and r["cells"]}
+    claims = compare.evaluate_claims(table, poi)
+    md += ["## Side by side with the paper"]
+    header = ["Level", "Task"] + [f"{a} {src}" for a in compare.PAPER_ALGOS for src in ("(ours)", "(paper)")]
+    crow: dict[tuple[str, str], list[str]] = {}
+    for r in comp:
+        cells = crow.setdefault((r["level"], r["task"]), [])
+        cells.append(f"**{r['ours']}**" if r["ours_bold"] else r["ours"])
+        cells.append(f"**{r['paper']}**" if r["paper_bold"] else r["paper"])
+    md.append(markdown_table(header, [[LEVEL_LABELS[lv], t, *c] for (lv, t), c in crow.items()]))
+    comp_notes = [
+        f"Paper: {PAPER_CITATION}; its MPE table (mean ± std over 5 seeds), shipped in "
+        "omarbench/assets/paper_tables.csv.",
+        "Ours: as in the main table (" + ("our datasets' references" if references == "ours"
+                                          else "the paper's references") + "); bold per source, same rule.",
+        "Differences to expect: our datasets, references and final-policy scores are our own; the paper "
+        "does not say whether it reports final or best evaluations.",
+    ]
+    md.append(numbered(comp_notes))
+    files["paper_comparison.csv"] = csv_text(
+        ["level", "task", "algo", "ours_mean", "ours_std", "ours_n", "ours_bold", "paper_mean", "paper_std",
+         "paper_bold", "difference"],
+        [[r["level"], r["task"], r["algo"], fnum(r["ours_mean"]), fnum(r["ours_std"]), r["ours_n"],
+          int(r["ours_bold"]), fnum(r["paper_mean"]), fnum(r["paper_std"]), int(r["paper_bold"]),
+          fnum(r["ours_mean"] - r["paper_mean"])] for r in comp],
+    ).encode()
+    groups = []
+    for level in ("random", "medium-replay", "medium", "expert"):
+        grows = [[(t, False)] + [(c.replace("**", ""), c.startswith("**")) for c in cells]
+                 for (lv, t), cells in crow.items() if lv == level]
+        groups.append((LEVEL_LABELS[level], grows))
+    files["paper_comparison.tex"] = latex_tabular(header, groups, comp_notes).encode()
+
+    # scaling
+    scaling_claims: list[compare.Claim] = []
+    scale = None
+    if scaling:
+        scale = scaling_rows(runs, behaviour)
+        ests_o = [stats.Estimate(r.omar_vs_cql, r.omar_vs_cql_lo, r.omar_vs_cql_hi) for r in scale.itertuples()]
+        ests_c = [stats.Estimate(r.cql_vs_behaviour, r.cql_vs_behaviour_lo, r.cql_vs_behaviour_hi)
+                  for r in scale.itertuples()]
+        scaling_claims = compare.scaling_claims(list(scale["n"]), ests_o, ests_c)
+
+    md += ["## The paper's claims, checked"]
+    all_claims = claims + scaling_claims
+    md.append(markdown_table(["Claim", "On the paper's numbers", "On ours"],
+                             [[c.claim, c.paper, c.ours] for c in all_claims], ["l", "l", "l"]))
+    md.append("Counts are cells where the claim holds over cells evaluated (cells where OMAR and at least "
+              "one baseline have finished runs).")
+    files["claims.csv"] = csv_text(["claim", "paper", "ours"], [[c.claim, c.paper, c.ours] for c in all_claims]
+                                   ).encode()
+
+    # learning curves
+    mc = curves[curves["key"].isin(set(main["key"]))]
+    if not mc.empty:
+        mc = add_scores(mc, references, value="return", norm="normalised")
+        mc = mc[np.isfinite(mc["score"].astype(float))]
+    if not mc.empty:
+        levels = [lv for lv in table.levels if lv in set(mc["level"])]
+        ctasks = [t for t in order_tasks(mc["task"])]
+        fig = plots.curves_figure(mc, levels, ctasks, "normalised score")
+        for fmt, data in plots.figure_bytes(fig).items():
+            files[f"curves.{fmt}"] = data
+        plots.close(fig)
+        md += ["## Learning curves",
+               "![learning curves](curves.png)",
+               "Normalised score of the deterministic policy at the periodic evaluations during training "
+               "(10 episodes each, as recorded), mean over seeds with a 95% Student-t band; the table above "
+               "scores the final policy on more episodes."]
+
+    if scale is not None:
+        md += ["## Agent-count study"]
+        if scale.empty:
+            md.append("No spread-nN medium-replay runs or behaviour records in these results: run "
+                      "`omarbench eval --scaling` first.")
+        else:
+            header = ["Agents", "Task", "Behaviour", "MA-CQL", "OMAR", "MA-CQL over behaviour", "OMAR over MA-CQL"]
+            srows = [[str(r.n), r.task, _num(r.behaviour), f"{_num(r.cql_mean)} ({r.cql_n})",
+                      f"{_num(r.omar_mean)} ({r.omar_n})",
+                      _pct(r.cql_vs_behaviour, r.cql_vs_behaviour_lo, r.cql_vs_behaviour_hi),
+                      _pct(r.omar_vs_cql, r.omar_vs_cql_lo, r.omar_vs_cql_hi)] for r in scale.itertuples()]
+            md.append(markdown_table(header, srows))
+            md.append(
+                "spread with n agents and n landmarks, medium-replay data, normalised with each dataset's own "
+                "references (the paper gives references for n = 3 only). Behaviour: the behaviour policy's "
+                "score, taken as the dataset's mean episode return (normalised), not a fresh evaluation. "
+                "Improvement % = 100 × (new − base) / base on mean normalised scores; 95% CIs from a bootstrap "
+                f"over seeds ({stats.BOOTSTRAP_REPS} resamples, seed {stats.BOOTSTRAP_SEED}); undefined (—) "
+                "when the base score is not positive.")
+            md.append("![agent-count study](scaling.png)")
+            fig = plots.scaling_figure(scale)
+            for fmt, data in plots.figure_bytes(fig).items():
+                files[f"scaling.{fmt}"] = data
+            plots.close(fig)
+        files["scaling.csv"] = csv_text(
+            list(scale.columns),
+            [[fnum(v) if isinstance(v, float) else v for v in row] for row in scale.itertuples(index=False)],
+        ).encode()
+
+    # provenance
+    prov = main.drop_duplicates(["dataset_id", "dataset_digest"])[["dataset_id", "dataset_digest"]]
+    prov = prov.sort_values(["dataset_id", "dataset_digest"], na_position="last")
+    md += ["## Provenance", "Datasets (id: digest):",
+           "".join(f"- {r.dataset_id}: `{(r.dataset_digest or 'unknown')[:16]}`\n" for r in prov.itertuples())]
+    if summary.notes:
+        md += ["Notes:", "".join(f"- {n}\n" for n in summary.notes)]
+    files["leaderboard.md"] = "\n".join(b.rstrip("\n") + "\n" for b in md).encode()
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in sorted(files):
+        path = out_dir / name
+        rs.atomic_write_bytes(path, files[name])
+        summary.files.append(path)
+    return summary

@@ -1,0 +1,48 @@
+"""``omarbench report``: rebuild the leaderboard (tables, statistics, plots) from a results directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def report_command(
+    results: Annotated[
+        Path | None, typer.Option("--results", help="Results directory (default: <data root>/results).")
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the tables and figures.")] = Path(
+        "leaderboards"
+    ),
+    references: Annotated[
+        str, typer.Option("--references", help="ours (the datasets' stored references) or paper.")
+    ] = "ours",
+    scaling: Annotated[
+        bool, typer.Option("--scaling", help="Add the agent-count study (omarbench eval --scaling).")
+    ] = False,
+    preset: Annotated[
+        str | None, typer.Option("--preset", help="Which preset's runs, when the results hold several.")
+    ] = None,
+    tasks: Annotated[
+        str | None, typer.Option("--tasks", help="Tasks of the main table (default: all but spread-nN).")
+    ] = None,
+    root: Annotated[Path | None, typer.Option("--root", help="Data root, for the default results directory.")]
+    = None,
+) -> None:
+    """Tables (Markdown, LaTeX, CSV), aggregates with CIs, the paper side by side, plots: from records alone."""
+    from rich.console import Console
+
+    from omarbench.report.build import REFERENCES, build_report
+    from omarbench.sweep import check_choice, default_root, parse_tasks
+
+    check_choice("references", references, REFERENCES)
+    task_list = parse_tasks(tasks) if tasks else None
+    results_dir = results if results is not None else default_root(root) / "results"
+    summary = build_report(results_dir, out, references=references, scaling=scaling, preset=preset,
+                           tasks=task_list)
+    console = Console()
+    for note in summary.notes:
+        console.print(f"note: {note}", markup=False, highlight=False)
+    console.print(f"report of {summary.n_records} run record(s) (preset {summary.preset}) written to {out}: "
+                  f"{', '.join(p.name for p in summary.files)}", markup=False, highlight=False, soft_wrap=True)

@@ -1,0 +1,49 @@
+"""The paper's published numbers, shipped as data with their origin.
+
+``omarbench/assets/paper_tables.csv`` holds the tables of Pan, Huang, Ma and Xu, "Plan Better Amid
+Conservatism: Offline Multi-Agent Reinforcement Learning with Actor Rectification", ICML 2022
+(arXiv:2111.11188): the MPE table (normalised score, mean and std over 5 seeds), the multi-agent
+HalfCheetah and maze2d tables, and two ablations, copied by hand from the paper. Columns:
+``table, env, level, algo, mean, std``.
+
+The reference returns (expert, random) the paper normalised its scores with ship with the datasets
+module (:mod:`omarbench.data.paper_refs`) and are reused here. They apply to the paper flavor of the
+tasks with the paper's team sizes only.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import pandas as pd
+
+from omarbench.data.paper_refs import CITATION as PAPER_CITATION
+from omarbench.data.paper_refs import PAPER_REFERENCE_RETURNS
+
+PAPER_SEEDS = 5  # the paper reports mean and std over five training seeds
+PAPER_TASKS = ("spread", "tag", "world")  # task ids (paper flavor) the MPE table covers
+
+
+def load_paper_tables() -> pd.DataFrame:
+    """Every table of the paper as one long frame (see the module docstring for the columns)."""
+    with resources.files("omarbench").joinpath("assets/paper_tables.csv").open("r", encoding="utf-8") as f:
+        df = pd.read_csv(f)
+    df.attrs["citation"] = PAPER_CITATION
+    return df
+
+
+def paper_mpe_table() -> pd.DataFrame:
+    """The paper's MPE table: columns task, level, algo, mean, std (task ids as in omarbench)."""
+    df = load_paper_tables()
+    df = df[df["table"] == "mpe"].rename(columns={"env": "task"})
+    out = df[["task", "level", "algo", "mean", "std"]].reset_index(drop=True)
+    out.attrs["citation"] = PAPER_CITATION
+    return out
+
+
+def normalise_with_paper(task: str, returns: pd.Series | float) -> pd.Series | float:
+    """``100 (S − S_random) / (S_expert − S_random)`` with the paper's references (NaN for other tasks)."""
+    refs = PAPER_REFERENCE_RETURNS.get(task) if task in PAPER_TASKS else None
+    if refs is None:
+        return returns * float("nan")
+    return 100.0 * (returns - refs["random"]) / (refs["expert"] - refs["random"])

@@ -1,0 +1,92 @@
+"""``omarbench eval``: run the evaluation grid (or the agent-count study) from the command line.
+
+Parses the options, calls :func:`omarbench.sweep.run_sweep`, prints; exit code 0 when every run
+finished, 1 when a run failed (it is recorded with its reason), 2 for bad input, 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from omarbench.errors import UsageError
+
+_ALGOS_HELP = "paper (MA-ICQ, MA-TD3+BC, MA-CQL, OMAR; the default), all (adds BC), or a comma list."
+
+
+def eval_command(
+    algos: Annotated[str | None, typer.Option("--algos", help=_ALGOS_HELP)] = None,
+    tasks: Annotated[
+        str | None, typer.Option("--tasks", help="Comma list of task ids (default: spread,tag,world).")
+    ] = None,
+    levels: Annotated[
+        str | None, typer.Option("--levels", help="all (default) or a comma list of dataset levels.")
+    ] = None,
+    seeds: Annotated[
+        str, typer.Option("--seeds", help="A count (5 = seeds 0-4), a list (0,1,2) or a range (0-4).")
+    ] = "5",
+    preset: Annotated[str, typer.Option("--preset", help="Training budget: quick or paper.")] = "paper",
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", help="Jobs at a time (default: one per core, threads split evenly).")
+    ] = None,
+    executor: Annotated[str, typer.Option("--executor", help="local (processes) or ray.")] = "local",
+    results: Annotated[
+        Path | None, typer.Option("--results", help="Results directory (default: <root>/results).")
+    ] = None,
+    root: Annotated[
+        Path | None, typer.Option("--root", help="Data root (default: $OMARBENCH_DATA or its default).")
+    ] = None,
+    no_collect: Annotated[
+        bool, typer.Option("--no-collect", help="Fail on missing datasets instead of collecting them.")
+    ] = False,
+    scaling: Annotated[
+        bool, typer.Option("--scaling", help="The agent-count study: spread-nN, medium-replay, MA-CQL and OMAR.")
+    ] = False,
+    agents: Annotated[str, typer.Option("--agents", help="Agent counts for --scaling, e.g. 1-5 or 1-8.")] = "1-5",
+    device: Annotated[str, typer.Option("--device", help="Torch device of the learners.")] = "cpu",
+    backend: Annotated[str, typer.Option("--backend", help="Evaluation environments: numpy or mpe2.")] = "numpy",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would run, run nothing.")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Live progress display.")] = True,
+) -> None:
+    """Run the grid algos × tasks × levels × seeds; finished runs are skipped, so a killed sweep resumes."""
+    from rich.console import Console
+
+    from omarbench import sweep
+
+    seed_list = sweep.parse_seeds(seeds)
+    sweep.check_choice("preset", preset, sweep.PRESETS)
+    sweep.check_choice("executor", executor, sweep.EXECUTORS)
+    sweep.check_choice("backend", backend, sweep.BACKENDS)
+    if jobs is not None and jobs < 1:
+        raise UsageError(f"--jobs must be a positive integer, got {jobs}")
+    settings = dict(
+        preset=preset, root=str(root) if root else None, results_dir=str(results) if results else None,
+        device=device, backend=backend,
+    )
+    if scaling:
+        given = [name for name, v in (("--algos", algos), ("--tasks", tasks), ("--levels", levels)) if v]
+        if given:
+            raise UsageError(f"--scaling fixes tasks, levels and algorithms; drop {', '.join(given)}")
+        spec = sweep.scaling_spec(sweep.parse_agents(agents), seed_list, **settings)
+    else:
+        spec = sweep.SweepSpec(
+            algos=sweep.parse_algos(algos or "paper"),
+            tasks=sweep.parse_tasks(tasks or ",".join(sweep.PAPER_TASKS)),
+            levels=sweep.parse_levels(levels or "all"),
+            seeds=seed_list,
+            **settings,
+        )
+    console = Console(stderr=True)
+    try:
+        outcome = sweep.run_sweep(
+            spec, executor=executor, jobs=jobs, collect=not no_collect, progress=progress, dry_run=dry_run,
+            console=console,
+        )
+    except KeyboardInterrupt:
+        console.print("interrupted: finished runs are recorded; run the same command to resume", markup=False)
+        raise typer.Exit(130) from None
+    if outcome.failed:
+        console.print(f"{len(outcome.failed)} run(s) failed; their records hold the reasons", markup=False)
+    raise typer.Exit(outcome.exit_code)

@@ -1,0 +1,135 @@
+"""The results store: atomic per-run files, concurrent writers lose nothing, unreadable files are skipped."""
+
+import json
+import multiprocessing as mp
+import warnings
+
+import pytest
+
+from omarbench import results as rs
+
+
+def make_record(algo="OMAR", task="spread", level="medium", seed=0, score=50.0, *, status="ok", preset="paper",
+                digest="d" * 64, version="0.1.0+test", config=None, curve=None, created="2026-01-01T00:00:00Z",
+                reason=None, ret=None, episodes=100, refs=(0.0, 100.0)):
+    """A complete run record as the trainer writes it (score = normalised score of the final policy)."""
+    config = dict(config or {"rounds": 10})
+    ret = score if ret is None else ret
+    rec = {
+        "schema": 1,
+        "key": rs.run_key(algo, task, level, seed, preset, config, digest, version),
+        "algo": algo, "task": task, "level": level, "seed": seed, "preset": preset, "config": config,
+        "dataset": {"id": f"{task}-{level}", "digest": digest, "n_transitions": 1000},
+        "reference_returns": {"random": refs[0], "expert": refs[1], "source": "dataset"},
+        "code_version": version, "device": "cpu", "status": status, "reason": reason,
+        "curve": list(curve or []),
+        "final": None if status != "ok" else {"return": ret, "return_std": 1.0, "episodes": episodes,
+                                              "normalised": score},
+        "wall_time_s": 1.5, "created": created,
+    }
+    return rec
+
+
+def test_write_is_atomic_and_named_by_contract(tmp_path):
+    rec = make_record(task="tag:mpe2", seed=3)
+    path = rs.write_record(tmp_path, rec)
+    assert path.name == f"OMAR__tag+mpe2__medium__seed3__{rec['key'][:12]}.json"
+    assert json.loads(path.read_text()) == rec
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
+
+
+def test_load_records_is_tidy_one_row_per_run(tmp_path):
+    for seed in range(3):
+        rs.write_record(tmp_path, make_record(seed=seed, score=10.0 * seed,
+                                              curve=[{"round": 10, "return": 1.0, "normalised": 2.0},
+                                                     {"round": 20, "return": 3.0, "normalised": 4.0}]))
+    rs.write_record(tmp_path, make_record(algo="MA-CQL", status="failed", reason="NaN in critic loss"))
+    df = rs.load_records(tmp_path)
+    assert len(df) == 4
+    for col in ("algo", "task", "level", "seed", "preset", "status", "reason", "final_return", "normalised",
+                "dataset_digest", "code_version", "key", "wall_time_s"):
+        assert col in df.columns
+    ok = df[df.status == "ok"].sort_values("seed")
+    assert list(ok["normalised"]) == [0.0, 10.0, 20.0]
+    assert df[df.status == "failed"]["reason"].item() == "NaN in critic loss"
+    curves = rs.load_curves(tmp_path)
+    assert len(curves) == 6 and set(curves["round"]) == {10, 20}
+    assert list(curves.columns) == list(rs.CURVE_COLUMNS)
+
+
+def test_unreadable_files_are_skipped_with_a_warning(tmp_path):
+    rs.write_record(tmp_path, make_record())
+    (tmp_path / "broken.json").write_text('{"algo": "OMAR", "task"')  # truncated by a crash
+    (tmp_path / "other.json").write_text('{"hello": 1}')
+    (tmp_path / ".x.json.tmp").write_text("partial")  # an in-flight temporary file: ignored silently
+    with pytest.warns(rs.RecordWarning) as caught:
+        df = rs.load_records(tmp_path)
+    assert len(df) == 1
+    messages = " ".join(str(w.message) for w in caught)
+    assert "broken.json" in messages and "other.json" in messages
+    assert len(df.attrs["skipped"]) == 2
+
+
+def test_missing_directory_gives_empty_tables():
+    df = rs.load_records("/nonexistent/omarbench-results")
+    assert df.empty and "normalised" in df.columns
+    assert rs.load_curves("/nonexistent/omarbench-results").empty
+
+
+def test_completed_keys_recompute_from_fields_and_ignore_failures(tmp_path):
+    ok = make_record(seed=0)
+    bad = make_record(seed=1, status="failed", reason="x")
+    forged = make_record(seed=2)
+    forged["key"] = "0" * 64  # a stored key that does not match the fields is not trusted
+    for r in (ok, bad, forged):
+        rs.write_record(tmp_path, r)
+    keys = rs.completed_keys(tmp_path)
+    assert ok["key"] in keys and bad["key"] not in keys
+    assert rs.key_of(forged) in keys and "0" * 64 not in keys
+
+
+def test_run_key_depends_on_config_digest_and_version():
+    base = dict(algo="OMAR", task="spread", level="medium", seed=0, preset="paper", config={"a": 1},
+                dataset_digest="x", code_version="v")
+    k = rs.run_key(**base)
+    assert k == rs.run_key(**{**base, "config": {"a": 1}})
+    for change in ({"config": {"a": 2}}, {"dataset_digest": "y"}, {"code_version": "w"}, {"seed": 1}):
+        assert rs.run_key(**{**base, **change}) != k
+
+
+def _writer(args):
+    directory, start, count = args
+    for i in range(start, start + count):
+        rs.write_record(directory, make_record(seed=i, score=float(i)))
+        # also rewrite one shared run again and again: replacing must never corrupt it
+        rs.write_record(directory, make_record(algo="BC", seed=0, score=1.0))
+
+
+def test_concurrent_writers_lose_no_record(tmp_path):
+    ctx = mp.get_context("spawn")
+    n = 40
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", rs.RecordWarning)  # a reader never sees a partial file
+        with ctx.Pool(2) as pool:
+            pending = pool.map_async(_writer, [(str(tmp_path), 0, n), (str(tmp_path), n, n)])
+            reads = 0
+            while not pending.ready():
+                rs.load_records(tmp_path)
+                reads += 1
+            pending.get()
+        df = rs.load_records(tmp_path)
+    assert reads > 0
+    assert sorted(df[df.algo == "OMAR"]["seed"]) == list(range(2 * n))
+    assert len(df[df.algo == "BC"]) == 1
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_behaviour_records_are_kept_apart(tmp_path):
+    rs.write_record(tmp_path, make_record())
+    rs.write_behaviour_record(tmp_path, {"task": "spread-n2", "level": "medium-replay", "return_mean": 20.0,
+                                         "normalised": 12.0, "source": "dataset mean episode return",
+                                         "dataset": {"id": "spread-n2-medium-replay", "digest": "e" * 64},
+                                         "reference_returns": {"random": {"mean": 1.0}, "expert": {"mean": 9.0}}})
+    assert len(rs.load_records(tmp_path)) == 1
+    beh = rs.load_behaviour(tmp_path)
+    assert len(beh) == 1 and beh["normalised"].item() == 12.0 and beh["reference_expert"].item() == 9.0

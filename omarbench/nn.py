@@ -1,0 +1,334 @@
+"""Batched networks: one set of tensors holds every (seed, agent) member of a training run.
+
+The offline learners (PROTOCOL §5) are small: input BatchNorm, Linear-ReLU-Linear-ReLU-Linear, hidden
+64. Training five seeds of three agents as fifteen separate modules spends most of its time in Python and
+in tiny kernels; here every weight has a leading *member* axis and a layer is one batched matmul over all
+members (``torch.matmul`` / ``bmm``). On this project's CPU a batched matmul layer was measured against
+``torch.func.stack_module_state`` + ``vmap`` (see ``omarbench/bench/zoo.py`` and the README): the plain
+batched layer is as fast or faster and needs no functional-call machinery, so it is what we use.
+
+Three pieces:
+
+* :class:`FlatParams` keeps all parameters of one network in a single flat buffer (and the gradients in
+  another). Each layer's weight is a leaf ``Parameter`` whose storage is a view of that buffer, so autograd
+  accumulates straight into the flat gradient; Adam, per-member gradient clipping and soft target updates
+  are then a handful of elementwise ops on one tensor, whatever the number of members.
+* :class:`BatchedActor` and :class:`BatchedTwinCritic`: the authors' networks (maddpg-pytorch's
+  ``MLPNetwork`` / OMAR's ``DoubleMLPNetwork``) with per-member BatchNorm statistics, train/eval modes,
+  the authors' initialisation (PyTorch's default ``Linear`` init; the actor's last weight in U(±3e-3)),
+  and twin critic heads that share the input BatchNorm.
+* Per-member random streams (:func:`member_generators`): member ``(seed, agent)`` draws from a
+  ``torch.Generator`` seeded from ``(seed, agent, purpose)`` only, so running seeds {0, 1, 2} together
+  gives member ``k`` exactly what a lone run of seed ``k`` gets.
+
+Heterogeneous observation sizes are handled one level up (``omarbench.algos.core`` builds one batched
+network per distinct (obs_dim, act_dim) group of learners), so no padding ever touches user data.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+BN_EPS = 1e-5
+BN_MOMENTUM = 0.1
+
+# purposes of the per-member random streams (part of the seed derivation: never renumber)
+INIT, MINIBATCH, NOISE = 0, 1, 2
+
+
+def member_seed(seed: int, agent: int, purpose: int) -> int:
+    """A 63-bit seed for member ``(seed, agent)``'s stream ``purpose`` (independent of everything else)."""
+    state = np.random.SeedSequence([int(seed), int(agent), int(purpose), 0x0A11CE]).generate_state(2, np.uint32)
+    return (int(state[0]) << 31) ^ int(state[1])
+
+
+def member_generators(members: Sequence[tuple[int, int]], purpose: int, device: str | torch.device = "cpu"):
+    """One ``torch.Generator`` per ``(seed, agent)`` member, seeded by :func:`member_seed`."""
+    gens = []
+    for seed, agent in members:
+        g = torch.Generator(device=device)
+        g.manual_seed(member_seed(seed, agent, purpose))
+        gens.append(g)
+    return gens
+
+
+# --------------------------------------------------------------------------------------------------
+# flat parameter storage
+# --------------------------------------------------------------------------------------------------
+
+
+class FlatParams:
+    """Every parameter of one batched network, stored in one flat buffer with a leading member axis.
+
+    ``shapes`` maps a name to a per-network shape whose first axis is the member axis ``M``. The
+    parameters (``self.p[name]``) are leaf tensors viewing ``self.data``; their ``.grad`` views
+    ``self.grad``. ``self.c[name]`` are detached views of the same storage (for passes that must not
+    produce gradients, e.g. the critic inside the actor's loss).
+    """
+
+    def __init__(self, shapes: dict[str, tuple[int, ...]], n_members: int, device: str | torch.device = "cpu"):
+        self.n_members = n_members
+        self.shapes = dict(shapes)
+        sizes = {k: math.prod(s) for k, s in shapes.items()}
+        total = sum(sizes.values())
+        self.data = torch.zeros(total, device=device)
+        self.grad = torch.zeros(total, device=device)
+        self.p: dict[str, torch.Tensor] = {}
+        self.c: dict[str, torch.Tensor] = {}
+        member_of = []
+        off = 0
+        for name, shape in shapes.items():
+            if shape[0] != n_members:
+                raise ValueError(f"parameter {name} must lead with the member axis {n_members}, got {shape}")
+            n = sizes[name]
+            p = torch.nn.Parameter(torch.empty(0, device=device))
+            p.data = self.data[off : off + n].view(shape)
+            p.grad = self.grad[off : off + n].view(shape)
+            self.p[name] = p
+            self.c[name] = p.detach()
+            member_of.append(torch.arange(n_members, device=device).repeat_interleave(n // n_members))
+            off += n
+        self.member_of = torch.cat(member_of)
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self.p[name]
+
+    def zero_grad(self) -> None:
+        self.grad.zero_()
+
+    def member_grad_norms(self) -> torch.Tensor:
+        """L2 norm of each member's gradient over that member's parameters only: ``[M]``."""
+        sq = torch.zeros(self.n_members, device=self.grad.device)
+        sq.index_add_(0, self.member_of, self.grad * self.grad)
+        return sq.sqrt_()
+
+    def clip_grad_norm_(self, max_norm: float) -> torch.Tensor:
+        """Per-member ``torch.nn.utils.clip_grad_norm_``: each member's gradient is scaled by
+        ``min(1, max_norm / (norm + 1e-6))`` of its own norm. Returns the norms before clipping."""
+        norms = self.member_grad_norms()
+        coef = (max_norm / (norms + 1e-6)).clamp_(max=1.0)
+        self.grad.mul_(coef.index_select(0, self.member_of))
+        return norms
+
+    def copy_(self, other: FlatParams) -> None:
+        self.data.copy_(other.data)
+
+    def soft_update_(self, source: FlatParams, tau: float) -> None:
+        """``self ← (1 − τ) self + τ source`` on every parameter (BatchNorm affine included, as the
+        authors' ``soft_update`` walks ``parameters()``; running statistics are buffers and are not moved)."""
+        self.data.lerp_(source.data, tau)
+
+
+class FlatAdam:
+    """Adam (Kingma & Ba; PyTorch's defaults and update formula) on a :class:`FlatParams` buffer.
+
+    Adam is elementwise, so on batched tensors it is per-member exact: member k's moments only ever see
+    member k's gradients. All members share the step count (they always step together)."""
+
+    def __init__(self, params: FlatParams, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
+        self.params = params
+        self.lr, self.betas, self.eps = lr, betas, eps
+        self.m = torch.zeros_like(params.data)
+        self.v = torch.zeros_like(params.data)
+        self.t = 0
+
+    def step(self) -> None:
+        b1, b2 = self.betas
+        self.t += 1
+        g = self.params.grad
+        self.m.lerp_(g, 1 - b1)
+        self.v.mul_(b2).addcmul_(g, g, value=1 - b2)
+        bc1 = 1 - b1**self.t
+        bc2_sqrt = math.sqrt(1 - b2**self.t)
+        denom = (self.v.sqrt() / bc2_sqrt).add_(self.eps)
+        self.params.data.addcdiv_(self.m, denom, value=-self.lr / bc1)
+
+
+# --------------------------------------------------------------------------------------------------
+# batch normalisation with a member axis
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunningStats:
+    """Per-member BatchNorm running statistics (``[M, d]``), momentum 0.1, unbiased variance."""
+
+    mean: torch.Tensor
+    var: torch.Tensor
+
+    @classmethod
+    def fresh(cls, n_members: int, dim: int, device) -> RunningStats:
+        return cls(torch.zeros(n_members, dim, device=device), torch.ones(n_members, dim, device=device))
+
+    def update(self, sl: slice, mean: torch.Tensor, var_biased: torch.Tensor, n: int) -> None:
+        with torch.no_grad():
+            self.mean[:, sl].lerp_(mean.reshape(self.mean.shape[0], -1), BN_MOMENTUM)
+            unbiased = var_biased.reshape(self.var.shape[0], -1) * (n / max(n - 1, 1))
+            self.var[:, sl].lerp_(unbiased, BN_MOMENTUM)
+
+
+def _bn_train(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, dims: tuple[int, ...]):
+    """Normalise ``x`` ([M, ..., d]) with its own batch statistics over ``dims``; ``w``/``b`` are [M, d]."""
+    var, mean = torch.var_mean(x, dim=dims, correction=0, keepdim=True)
+    shape = (x.shape[0],) + (1,) * (x.dim() - 2) + (x.shape[-1],)
+    scale = w.view(shape) * torch.rsqrt(var + BN_EPS)
+    return torch.addcmul(b.view(shape) - mean * scale, x, scale), mean, var
+
+
+def _bn_eval(x: torch.Tensor, w, b, stats: RunningStats, sl: slice):
+    shape = (x.shape[0],) + (1,) * (x.dim() - 2) + (x.shape[-1],)
+    scale = w.view(shape) * torch.rsqrt(stats.var[:, sl].reshape(shape) + BN_EPS)
+    return torch.addcmul(b.view(shape) - stats.mean[:, sl].reshape(shape) * scale, x, scale)
+
+
+# --------------------------------------------------------------------------------------------------
+# initialisation
+# --------------------------------------------------------------------------------------------------
+
+
+def _uniform_(t: torch.Tensor, bound: float, gens: Sequence[torch.Generator]) -> None:
+    """Fill member k's slice ``t[k]`` from generator k (U(−bound, bound))."""
+    for k, g in enumerate(gens):
+        t[k].uniform_(-bound, bound, generator=g)
+
+
+def default_linear_init_(w: torch.Tensor, b: torch.Tensor, fan_in: int, gens, weight_bound: float | None = None):
+    """PyTorch's ``nn.Linear`` default: weight and bias in U(±1/sqrt(fan_in)) (kaiming-uniform with a=√5)."""
+    bound = 1.0 / math.sqrt(fan_in)
+    _uniform_(w, bound if weight_bound is None else weight_bound, gens)
+    _uniform_(b, bound, gens)
+
+
+# --------------------------------------------------------------------------------------------------
+# networks
+# --------------------------------------------------------------------------------------------------
+
+
+class BatchedActor:
+    """π(o) for M members: BatchNorm1d(obs) → Linear-ReLU-Linear-ReLU-Linear → tanh (authors' MLPNetwork).
+
+    Shapes: ``obs [M, B, obs_dim] → actions [M, B, act_dim]``. Weights are stored ``[M, in, out]``.
+    """
+
+    def __init__(self, n_members: int, obs_dim: int, act_dim: int, hidden: int = 64, device="cpu",
+                 track_running_stats: bool = True):
+        self.n_members, self.obs_dim, self.act_dim, self.hidden = n_members, obs_dim, act_dim, hidden
+        M, h = n_members, hidden
+        self.params = FlatParams(
+            {
+                "bn_w": (M, obs_dim), "bn_b": (M, obs_dim),
+                "w1": (M, obs_dim, h), "b1": (M, 1, h),
+                "w2": (M, h, h), "b2": (M, 1, h),
+                "w3": (M, h, act_dim), "b3": (M, 1, act_dim),
+            },
+            M, device,
+        )
+        self.stats = RunningStats.fresh(M, obs_dim, device) if track_running_stats else None
+
+    def init_(self, gens: Sequence[torch.Generator]) -> None:
+        """Authors' init: BN weight 1, bias 0; Linear default; last weight U(±3e-3), last bias default."""
+        p = self.params.p
+        with torch.no_grad():
+            p["bn_w"].fill_(1.0)
+            p["bn_b"].zero_()
+            default_linear_init_(p["w1"], p["b1"], self.obs_dim, gens)
+            default_linear_init_(p["w2"], p["b2"], self.hidden, gens)
+            default_linear_init_(p["w3"], p["b3"], self.hidden, gens, weight_bound=3e-3)
+
+    def forward(self, obs: torch.Tensor, train: bool = True, update_stats: bool = True,
+                detached: bool = False) -> torch.Tensor:
+        p = self.params.c if detached else self.params.p
+        if train:
+            x, mean, var = _bn_train(obs, p["bn_w"], p["bn_b"], dims=(1,))
+            if update_stats and self.stats is not None:
+                self.stats.update(slice(None), mean, var, obs.shape[1])
+        else:
+            if self.stats is None:
+                raise RuntimeError("this actor keeps no running statistics (eval mode needs them)")
+            x = _bn_eval(obs, p["bn_w"], p["bn_b"], self.stats, slice(None))
+        h = torch.relu(torch.baddbmm(p["b1"], x, p["w1"]))
+        h = torch.relu(torch.baddbmm(p["b2"], h, p["w2"]))
+        return torch.tanh(torch.baddbmm(p["b3"], h, p["w3"]))
+
+    __call__ = forward
+
+
+class BatchedTwinCritic:
+    """Q_1, Q_2(o, a) for M members with one shared input BatchNorm (authors' DoubleMLPNetwork).
+
+    ``forward(obs [M, B, do], act [M, B, K, da])`` evaluates K actions per observation — the authors'
+    "repeat the observation K times and concatenate" pass, computed without materialising the repeats:
+    BatchNorm statistics of the observation columns over the B·K repeated rows equal those over the B
+    rows, so the observation half of the first layer is computed once and broadcast over K. Returns
+    ``[M, H, B, K]`` for the requested heads (``heads=2``: both, ``heads=1``: Q1 only). The critic is
+    always in train mode (the authors never switch it to eval), so every pass normalises with its own
+    batch statistics — including the sampled-action passes.
+
+    Weights are stored member-major with the head axis second (``w2 [M, H, h, h]``), so a two-head pass
+    is one batched matmul over ``M·H`` matrices.
+    """
+
+    HEADS = 2
+
+    def __init__(self, n_members: int, obs_dim: int, act_dim: int, hidden: int = 64, device="cpu",
+                 track_running_stats: bool = True):
+        self.n_members, self.obs_dim, self.act_dim, self.hidden = n_members, obs_dim, act_dim, hidden
+        M, H, h, d = n_members, self.HEADS, hidden, obs_dim + act_dim
+        self.params = FlatParams(
+            {
+                "bn_w": (M, d), "bn_b": (M, d),
+                "w1o": (M, H, obs_dim, h), "w1a": (M, H, act_dim, h), "b1": (M, H, 1, 1, h),
+                "w2": (M, H, h, h), "b2": (M, H, 1, h),
+                "w3": (M, H, h, 1), "b3": (M, H, 1, 1),
+            },
+            M, device,
+        )
+        self.stats = RunningStats.fresh(M, d, device) if track_running_stats else None
+
+    def init_(self, gens: Sequence[torch.Generator]) -> None:
+        """Authors' init: BN weight 1, bias 0; every Linear at PyTorch's default (head 1, then head 2)."""
+        p = self.params.p
+        d, h = self.obs_dim + self.act_dim, self.hidden
+        with torch.no_grad():
+            p["bn_w"].fill_(1.0)
+            p["bn_b"].zero_()
+            for head in range(self.HEADS):
+                w1 = torch.empty(self.n_members, d, h, device=p["w1o"].device)
+                default_linear_init_(w1, p["b1"][:, head], d, gens)
+                p["w1o"][:, head].copy_(w1[:, : self.obs_dim])
+                p["w1a"][:, head].copy_(w1[:, self.obs_dim :])
+                default_linear_init_(p["w2"][:, head], p["b2"][:, head], h, gens)
+                default_linear_init_(p["w3"][:, head], p["b3"][:, head], h, gens)
+
+    def forward(self, obs: torch.Tensor, act: torch.Tensor, heads: int = 2, update_stats: bool = True,
+                detached: bool = False) -> torch.Tensor:
+        p = self.params.c if detached else self.params.p
+        M, B, K = act.shape[0], act.shape[1], act.shape[2]
+        do = self.obs_dim
+        w, b = p["bn_w"], p["bn_b"]
+        xo, mo, vo = _bn_train(obs, w[:, :do], b[:, :do], dims=(1,))
+        xa, ma, va = _bn_train(act, w[:, do:], b[:, do:], dims=(1, 2))
+        if update_stats and self.stats is not None:
+            self.stats.update(slice(0, do), mo, vo, B * K)
+            self.stats.update(slice(do, None), ma, va, B * K)
+        H = heads
+        w1o, w1a, b1 = p["w1o"][:, :H], p["w1a"][:, :H], p["b1"][:, :H]
+        # [M, 1, B, do] @ [M, H, do, h] -> [M, H, B, h]; actions likewise over B·K rows
+        ho = torch.matmul(xo.unsqueeze(1), w1o)
+        ha = torch.matmul(xa.reshape(M, 1, B * K, self.act_dim), w1a)
+        h1 = torch.relu(ha.view(M, H, B, K, -1) + (ho.unsqueeze(3) + b1))
+        h1 = h1.view(M * H, B * K, self.hidden) if H == self.HEADS else h1.view(M, B * K, self.hidden)
+        h2 = torch.relu(torch.baddbmm(self._stack(p["b2"], H), h1, self._stack(p["w2"], H)))
+        q = torch.baddbmm(self._stack(p["b3"], H), h2, self._stack(p["w3"], H))
+        return q.view(M, H, B, K)
+
+    def _stack(self, t: torch.Tensor, H: int) -> torch.Tensor:
+        """``[M, 2, ...]`` → ``[M·2, ...]`` (both heads) or the Q1 slice ``[M, ...]``."""
+        return t.reshape(t.shape[0] * self.HEADS, *t.shape[2:]) if H == self.HEADS else t[:, 0]
+
+    __call__ = forward

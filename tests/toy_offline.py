@@ -1,0 +1,101 @@
+"""In-memory offline datasets for the algorithm and training tests (the attributes of OfflineDataset)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+
+@dataclass
+class ToyAgent:
+    observations: torch.Tensor
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    next_observations: torch.Tensor
+
+
+@dataclass
+class ToyDataset:
+    task: object
+    level: str
+    id: str
+    digest: str
+    agents: list
+    terminals: torch.Tensor
+    truncations: torch.Tensor
+    learner_indices: tuple
+    reference_returns: dict = field(default_factory=dict)
+
+    @property
+    def n_transitions(self) -> int:
+        return int(self.terminals.shape[0])
+
+
+def target_action(obs: np.ndarray) -> np.ndarray:
+    """The best action of the contextual toy: a fixed smooth function of the observation, in (−1, 1)²."""
+    return np.tanh(np.stack([obs[:, 0] - 0.5 * obs[:, 1], obs[:, 2] + 0.3 * obs[:, 3]], 1))
+
+
+def contextual_reward(obs: np.ndarray, act: np.ndarray) -> np.ndarray:
+    return -np.square(act - target_action(obs)).sum(1)
+
+
+def contextual_dataset(n: int = 4096, n_agents: int = 1, obs_dims=None, seed: int = 0,
+                       good_fraction: float = 0.3) -> ToyDataset:
+    """One-step episodes (every row terminal): reward −‖a − f(o)‖². Behaviour: a mix of near-optimal
+    and uniform-random actions, so cloning helps a little and value learning helps more."""
+    rng = np.random.default_rng(seed)
+    obs_dims = obs_dims or [6] * n_agents
+    agents = []
+    for d in obs_dims:
+        obs = rng.normal(size=(n, d)).astype(np.float32)
+        good = rng.random(n) < good_fraction
+        act = np.where(good[:, None], np.clip(target_action(obs) + 0.3 * rng.normal(size=(n, 2)), -1, 1),
+                       rng.uniform(-1, 1, (n, 2))).astype(np.float32)
+        rew = contextual_reward(obs, act).astype(np.float32)
+        nxt = rng.normal(size=(n, d)).astype(np.float32)
+        agents.append(ToyAgent(*(torch.as_tensor(x) for x in (obs, act, rew, nxt))))
+    return ToyDataset(task=None, level="random", id="toy-contextual", digest="0" * 64, agents=agents,
+                      terminals=torch.ones(n, dtype=torch.bool), truncations=torch.zeros(n, dtype=torch.bool),
+                      learner_indices=tuple(range(len(obs_dims))))
+
+
+def rollout_dataset(task, episodes: int = 40, seed: int = 0, level: str = "random") -> ToyDataset:
+    """Uniform-random learners on the reference (mpe2) backend, stored in episode order."""
+    from omarbench.tasks.envs import make_vec_env
+
+    env = make_vec_env(task, 1, backend="mpe2", seed=seed)
+    rng = np.random.default_rng(seed)
+    n_l = len(task.learner_indices)
+    obs_l, act_l, rew_l, nxt_l, trunc = [], [], [], [], []
+    ep_returns = []
+    obs = env.reset()
+    for _ in range(episodes):
+        rewards = []
+        for _ in range(task.episode_length):
+            a = rng.uniform(-1, 1, (1, n_l, 2))
+            st = env.step(a)
+            obs_l.append([o[0] for o in obs])
+            act_l.append(st.actions[0])
+            rew_l.append(st.rewards[0])
+            nxt_l.append([o[0] for o in st.next_obs])
+            trunc.append(bool(st.truncated[0]))
+            rewards.append(st.rewards[0])
+            obs = st.obs
+        ep_returns.append(float(task.reported_return(np.array(rewards))))
+    agents = []
+    for i in range(task.n_agents):
+        agents.append(ToyAgent(
+            torch.tensor(np.array([o[i] for o in obs_l]), dtype=torch.float32),
+            torch.tensor(np.array([a[i] for a in act_l]), dtype=torch.float32),
+            torch.tensor(np.array([r[i] for r in rew_l]), dtype=torch.float32),
+            torch.tensor(np.array([o[i] for o in nxt_l]), dtype=torch.float32),
+        ))
+    n = len(trunc)
+    mean = float(np.mean(ep_returns))
+    return ToyDataset(task=task, level=level, id=f"{task.id}-{level}", digest="f" * 64, agents=agents,
+                      terminals=torch.zeros(n, dtype=torch.bool), truncations=torch.tensor(trunc),
+                      learner_indices=task.learner_indices,
+                      reference_returns={"random": {"mean": mean}, "expert": {"mean": mean + 100.0}})

@@ -623,6 +623,9 @@ def run_sweep(
     elif missing:
         for task, level in missing:
             did = _dataset_id(task, level)
+            infos[(task, level)] = hooks.dataset_info(task, level, spec.root)  # one collection may make several
+            if infos[(task, level)] is not None:
+                continue
             console.print(f"collecting missing dataset {did} (preset {spec.preset}) ...", markup=False,
                           highlight=False)
             try:

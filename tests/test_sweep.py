@@ -300,8 +300,14 @@ def test_scaling_grid_records_the_behaviour_score(tmp_path):
 # ------------------------------------------------------------------------------------------- CLI
 
 
-def cli(*args):
-    return subprocess.run([sys.executable, "-m", "omarbench.cli", *args], capture_output=True, text=True)
+def run_main(monkeypatch, capsys, *args):
+    """The console entry point in-process: (exit code, captured output)."""
+    from omarbench import cli
+
+    monkeypatch.setattr(sys, "argv", ["omarbench", *args])
+    with pytest.raises(SystemExit) as exc:
+        cli.main()
+    return exc.value.code, capsys.readouterr()
 
 
 @pytest.mark.parametrize("args,fragment", [
@@ -315,12 +321,19 @@ def cli(*args):
     (("--scaling", "--tasks", "tag"), "--scaling fixes tasks"),
     (("--scaling", "--agents", "0-30"), "bad agent counts"),
 ])
-def test_bad_eval_options_are_one_line_exit_2(tmp_path, args, fragment):
-    out = cli("eval", "--results", str(tmp_path / "r"), *args)
-    assert out.returncode == 2, out.stderr
-    assert fragment in out.stderr
-    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+def test_bad_eval_options_are_one_line_exit_2(tmp_path, monkeypatch, capsys, args, fragment):
+    code, out = run_main(monkeypatch, capsys, "eval", "--results", str(tmp_path / "r"), *args)
+    assert code == 2, out.err
+    assert fragment in out.err
+    assert "Traceback" not in out.err and len(out.err.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+def test_bad_eval_option_from_the_installed_command(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "omarbench.cli", "eval", "--seeds", "x"], capture_output=True,
+                         text=True)
+    assert out.returncode == 2 and out.stderr.strip() == (
+        "error: bad seeds 'x'; expected a count (5), a list (0,1,2) or a range (0-4) of seeds >= 0")
 
 
 def test_eval_exit_code_is_1_when_a_run_failed(tmp_path, monkeypatch):
@@ -344,6 +357,7 @@ def test_eval_exit_code_is_1_when_a_run_failed(tmp_path, monkeypatch):
 # ------------------------------------------------------------------------------------------- Ray
 
 
+@pytest.mark.slow  # starting a local Ray instance takes several seconds
 def test_ray_executor_runs_two_jobs_on_a_local_instance(tmp_path):
     ray = pytest.importorskip("ray", reason="ray is not installed: pip install 'omarbench[ray]' to run this test")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,

@@ -133,7 +133,10 @@ class NumpyVecEnv(VecEnv):
         reach[np.arange(n_a), np.arange(n_a)] = -np.inf
         self._reach_ji = np.ascontiguousarray(reach.T)[:, :, None]  # [nc, n_a, 1]
         self._near_buf = np.empty((nc, n_a, E), dtype=bool)  # scratch, never handed out
-        self._dmin_flat = self._dmin_contact.reshape(-1)
+        self._pair_buf = np.empty((2, nc, n_a, E))  # scratch: contact force of each (partner, agent, env)
+        self._dmin_ji = np.ascontiguousarray(self._dmin_contact.T).reshape(-1)  # pair q = j * n_a + i
+        jq, iq = np.divmod(np.arange(nc * n_a), n_a)
+        self._pair_in_D = iq * n + jq
         self._dmin_agents = (self.sizes[:n_a, None] + self.sizes[None, :n_a])[:, :, None]
         self._not_self = ~np.eye(n_a, dtype=bool)[:, :, None]
         others = [[j for j in range(n_a) if j != i] for i in range(n_a)]
@@ -143,6 +146,8 @@ class NumpyVecEnv(VecEnv):
         self.P = np.zeros((2, n, E))  # positions
         self.V = np.zeros((2, n, E))  # velocities
         self._geom: tuple[np.ndarray, np.ndarray] | None = None
+        self._R_buf = np.empty((2, n_a, n, E))
+        self._D_buf = np.empty((n_a, n, E))
 
     # -- description ----------------------------------------------------------------------------
     @property
@@ -178,10 +183,12 @@ class NumpyVecEnv(VecEnv):
 
     def _geometry(self) -> tuple[np.ndarray, np.ndarray]:
         """Every entity relative to every agent, ``R[2, n_a, n, E] = p_entity - p_agent``, and ``|R|``."""
-        if self._geom is None:
-            P = self.P
-            R = P[:, None, :, :] - P[:, : self.n_agents, None, :]
-            D = np.sqrt(np.square(R[0]) + np.square(R[1]))
+        if self._geom is None:  # internal scratch, overwritten at the next change of state
+            P, R, D = self.P, self._R_buf, self._D_buf
+            np.subtract(P[:, None, :, :], P[:, : self.n_agents, None, :], out=R)
+            np.square(R[0], out=D)
+            D += np.square(R[1])
+            np.sqrt(D, out=D)
             self._geom = (R, D)
         return self._geom
 
@@ -199,21 +206,19 @@ class NumpyVecEnv(VecEnv):
     def _contact_force(self, force: np.ndarray) -> np.ndarray:
         """Add every agent's contact forces to ``force`` [2, n_a, E] in place (reference order).
 
-        Only pairs within reach are computed (flat indices, grouped by partner ``j``); each agent's
-        force then receives its partners' contributions one partner at a time, in index order, as
-        mpe2 accumulates them.
+        Only pairs within reach are computed (flat indices); each agent's force then receives its
+        partners' contributions one partner at a time, in index order, as mpe2 accumulates them.
         """
         R, D = self._geometry()
-        n_a, n, nc, E = self.n_agents, self.n_entities, self.n_colliders, self.num_envs
+        nc, E = self.n_colliders, self.num_envs
         near = np.less(D[:, :nc].transpose(1, 0, 2), self._reach_ji, out=self._near_buf)  # [nc, n_a, E]
         flat = np.flatnonzero(near)  # (j * n_a + i) * E + e, sorted by partner j
         if flat.size == 0:
             return force
-        j, g = np.divmod(flat, n_a * E)  # g = i * E + e indexes the agents' force
-        i = g // E
-        dflat = (i * n + j) * E + (g - i * E)  # index into [n_a, n, E]
+        q, e = np.divmod(flat, E)  # q = j * n_a + i names the pair
+        dflat = self._pair_in_D.take(q) * E + e  # the pair's place in D [n_a, n, E]
         d = D.reshape(-1).take(dflat)
-        x = self._dmin_flat.take(i * nc + j)
+        x = self._dmin_ji.take(q)
         x -= d  # = -(d - d_min), exactly
         x /= CONTACT_MARGIN
         pen = np.logaddexp(0.0, x)
@@ -222,13 +227,14 @@ class NumpyVecEnv(VecEnv):
         T *= CONTACT_FORCE
         T /= d
         T *= pen
-        F2 = force.reshape(2, -1)  # a view: force is C-contiguous
-        starts = np.searchsorted(flat, np.arange(nc + 1) * (n_a * E))
+        # back to dense [partner, agent, env] (zero where out of reach), then one partner at a time
+        dense = self._pair_buf
+        for c in range(2):
+            dc = dense[c].reshape(-1)
+            dc.fill(0.0)
+            dc[flat] = T[c]
         for jj in range(nc):
-            lo, hi = starts[jj], starts[jj + 1]
-            if hi > lo:  # within one partner every (agent, env) appears once
-                gj = g[lo:hi]
-                F2[:, gj] -= T[:, lo:hi]
+            force -= dense[:, jj]
         return force
 
     def _step_all(self, actions: np.ndarray) -> np.ndarray:

@@ -259,7 +259,7 @@ def default_hooks() -> Hooks:
         train="omarbench.train:train",
         ensure_dataset=_real_ensure_dataset,
         dataset_info=_real_dataset_info,
-        resolve_config=None,
+        resolve_config=_real_resolve_config,
     )
 
 
@@ -358,6 +358,7 @@ def _set_threads(threads: int) -> None:
 
 
 def _local_worker(payload: dict[str, Any], conn: Any, parent_pid: int, threads: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the sweep's to handle: it stops its workers
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
     _set_threads(threads)
     outcome = execute_job(payload)
@@ -672,10 +673,14 @@ def run_sweep(
             todo.append(replace(job, seeds=tuple(left)))
     outcome.jobs = todo
     n_todo = sum(len(j.seeds) for j in todo)
-    width, threads = plan_parallelism(len(todo), jobs)
+    if executor == "ray" and jobs is None:  # Ray places the tasks on its cluster: submit them all
+        width, threads = max(1, len(todo)), 1
+    else:
+        width, threads = plan_parallelism(len(todo), jobs)
+    plan = (f"{len(todo)} jobs, up to {width} at a time, {threads} thread(s) each, executor {executor}"
+            if todo else "nothing to do")
     console.print(
-        f"sweep: {spec.n_runs} runs in the grid, {outcome.skipped} already done, {n_todo} to run "
-        f"({len(todo)} jobs, {width} at a time, {threads} thread(s) each, executor {executor}); "
+        f"sweep: {spec.n_runs} runs in the grid, {outcome.skipped} already done, {n_todo} to run ({plan}); "
         f"results in {results_dir}", markup=False, highlight=False,
     )
     if dry_run:
@@ -804,6 +809,12 @@ def _real_ensure_dataset(task: str, level: str, **kwargs: Any) -> Any:
     except ImportError as exc:
         raise OmarbenchError(f"the dataset collector is not available in this build ({exc})") from None
     return ensure_dataset(task, level, **kwargs)
+
+
+def _real_resolve_config(algo: str, task: str, level: str, preset: str, overrides: Any) -> dict[str, Any]:
+    from omarbench.presets import resolve_config
+
+    return resolve_config(algo, task, level, preset, overrides)
 
 
 def _real_dataset_info(task: str, level: str, root: str | None) -> dict[str, Any] | None:

@@ -205,6 +205,14 @@ def scaling_rows(runs: pd.DataFrame, behaviour: pd.DataFrame) -> pd.DataFrame:
     ])
 
 
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.2f} h"
+
+
 def numbered(notes: Sequence[str]) -> str:
     return "".join(f"{i + 1}. {n}\n" for i, n in enumerate(notes))
 
@@ -277,11 +285,13 @@ def build_report(
     cmd = "omarbench report" + (" --references paper" if references == "paper" else "") + \
         (" --scaling" if scaling else "") + (f" --preset {preset}" if preset else "")
     versions = sorted(set(main["code_version"].dropna()))
-    wall = float(np.nansum(main["wall_time_s"].astype(float)))
+    jobs = main.drop_duplicates(["algo", "task", "level", "code_version", "wall_time_s"])  # seeds share a job
+    wall = float(np.nansum(jobs["wall_time_s"].astype(float)))
     md += [
         "# omarbench leaderboard",
         f"Made by `{cmd}` from {len(main)} run record(s) in the main table (preset {chosen or 'unknown'}; code "
-        f"{', '.join(versions) or 'unknown'}; {wall / 3600:.2f} CPU-hours of training as recorded). "
+        f"{', '.join(versions) or 'unknown'}; {_duration(wall)} of training wall-clock time over {len(jobs)} "
+        "batched jobs, as recorded). "
         "Every number below is computed from the run records alone.",
     ]
 

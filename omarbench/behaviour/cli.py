@@ -1,0 +1,38 @@
+"""``omarbench collect TASK --level LEVEL``: train the behaviour policy and write dataset levels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def collect_command(
+    task: Annotated[str, typer.Argument(help="Task id: spread, spread-n5, tag, world (add :mpe2 for stock).")],
+    level: Annotated[
+        str, typer.Option("--level", help="random, medium-replay, medium, expert, or all.")
+    ] = "all",
+    transitions: Annotated[
+        int | None, typer.Option("--transitions", help="Size of random/medium/expert (default: the preset's).")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the behaviour run and the rollouts.")] = 0,
+    root: Annotated[
+        Path | None, typer.Option("--root", help="Data root (default: $OMARBENCH_DATA, else "
+                                                 "~/.local/share/omarbench/datasets).")
+    ] = None,
+    backend: Annotated[str, typer.Option("--backend", help="Environments: numpy (batched) or mpe2.")] = "numpy",
+    preset: Annotated[str, typer.Option("--preset", help="paper (1M transitions) or quick (minutes).")] = "paper",
+    flavor: Annotated[str | None, typer.Option("--flavor", help="paper (default) or mpe2.")] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Live progress bars.")] = True,
+) -> None:
+    """Collect datasets: train (or reuse, or resume) the task's behaviour run, then write the levels."""
+    from rich.console import Console
+
+    from omarbench.behaviour.collector import collect
+
+    console = Console()
+    paths = collect(task, level, transitions=transitions, seed=seed, root=root, backend=backend, preset=preset,
+                    flavor=flavor, progress=progress, log=console.print)
+    for p in paths:
+        console.print(f"dataset ready: {p}")

@@ -215,3 +215,18 @@ def test_report_cli(tmp_path, monkeypatch, capsys):
                            (("--tasks", "pong"), "unknown task 'pong'")):
         code, out = run_main(monkeypatch, capsys, "report", "--results", str(tmp_path / "results"), *args)
         assert code == 2 and fragment in out.err and len(out.err.strip().splitlines()) == 1
+
+
+def test_scaling_only_results_give_the_scaling_section_alone(tmp_path):
+    res = tmp_path / "results"
+    for n in (1, 2):
+        for s in range(2):
+            rs.write_record(res, make_record("MA-CQL", f"spread-n{n}", "medium-replay", s, 20.0 + s))
+            rs.write_record(res, make_record("OMAR", f"spread-n{n}", "medium-replay", s, 30.0 + s))
+    with pytest.raises(OmarbenchError, match="no runs to tabulate"):
+        build_report(res, tmp_path / "lb")  # without --scaling there is nothing for the main table
+    summary = build_report(res, tmp_path / "lb", scaling=True)
+    assert sorted(p.name for p in summary.files) == ["claims.csv", "leaderboard.md", "scaling.csv", "scaling.pdf",
+                                                     "scaling.png"]
+    md = (tmp_path / "lb" / "leaderboard.md").read_text()
+    assert "## Normalised scores" not in md and "| 2 | spread-n2 | — | 20.5 (2) | 30.5 (2) | — |" in md

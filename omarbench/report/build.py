@@ -18,6 +18,7 @@ figure metadata stripped.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import warnings
@@ -229,73 +230,9 @@ def _num(v: float, digits: int = 1) -> str:
     return f"{v:.{digits}f}" if math.isfinite(v) else "—"
 
 
-# ---------------------------------------------------------------------------------------------- build
-
-
-def build_report(
-    results_dir: str | os.PathLike,
-    out_dir: str | os.PathLike = "leaderboards",
-    *,
-    references: str = "ours",
-    scaling: bool = False,
-    preset: str | None = None,
-    tasks: Sequence[str] | None = None,
-) -> ReportSummary:
-    """Read the records of ``results_dir`` and write the report files into ``out_dir``."""
-    if references not in REFERENCES:
-        raise bad_choice("references", references, REFERENCES)
-    results_dir, out_dir = Path(results_dir), Path(out_dir)
-    if not results_dir.is_dir():
-        raise OmarbenchError(f"results directory {str(results_dir)!r} does not exist")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", rs.RecordWarning)
-        records = rs.load_records(results_dir)
-        curves = rs.load_curves(results_dir)
-        behaviour = rs.load_behaviour(results_dir)
-    summary = ReportSummary(out_dir=out_dir)
-    summary.notes += [f"skipped: {w.message}" for w in caught if issubclass(w.category, rs.RecordWarning)]
-    if records.empty:
-        raise OmarbenchError(f"no run records in {str(results_dir)!r}: run 'omarbench eval' first")
-    chosen = choose_preset(records, preset)
-    summary.preset = chosen
-    if chosen is not None:
-        records = records[records["preset"] == chosen]
-    runs, superseded = latest_per_run(records)
-    summary.n_records = len(runs)
-    if superseded:
-        summary.notes.append(f"{superseded} older record(s) of the same runs were superseded by newer ones")
-
-    runs = add_scores(runs, references)
-    if tasks:
-        main = runs[runs["task"].isin(list(tasks))]
-    else:
-        main = runs[~runs["task"].map(is_scaling_task)]
-    if references == "paper":
-        no_refs = sorted(set(main["task"]) - set(PAPER_TASKS))
-        if no_refs:
-            summary.notes.append(f"the paper has no reference returns for {', '.join(no_refs)}: left out")
-            main = main[main["task"].isin(PAPER_TASKS)]
-    if main.empty:
-        raise OmarbenchError("no runs to tabulate after selection (check --tasks / --preset / --references)")
-
-    table = build_score_table(main[["algo", "task", "level", "seed", "status", "score"]])
-    files: dict[str, bytes] = {}
-    md: list[str] = []
-
-    cmd = "omarbench report" + (" --references paper" if references == "paper" else "") + \
-        (" --scaling" if scaling else "") + (f" --preset {preset}" if preset else "")
-    versions = sorted(set(main["code_version"].dropna()))
-    jobs = main.drop_duplicates(["algo", "task", "level", "code_version", "wall_time_s"])  # seeds share a job
-    wall = float(np.nansum(jobs["wall_time_s"].astype(float)))
-    md += [
-        "# omarbench leaderboard",
-        f"Made by `{cmd}` from {len(main)} run record(s) in the main table (preset {chosen or 'unknown'}; code "
-        f"{', '.join(versions) or 'unknown'}; {_duration(wall)} of training wall-clock time over {len(jobs)} "
-        "batched jobs, as recorded). "
-        "Every number below is computed from the run records alone.",
-    ]
-
-    # main table
+def _main_sections(main: pd.DataFrame, table: ScoreTable, references: str, md: list[str],
+                   files: dict[str, bytes]) -> list[compare.Claim]:
+    """The main table, failures, aggregates and the paper side by side; returns the paper's claims."""
     n_eval = _eval_episodes(main)
     foot = _main_footnotes(table, references, n_eval)
     md += ["## Normalised scores", score_markdown(table), numbered(foot)]
@@ -365,26 +302,12 @@ def build_report(
         groups.append((LEVEL_LABELS[level], grows))
     files["paper_comparison.tex"] = latex_tabular(header, groups, comp_notes).encode()
 
-    # scaling
-    scaling_claims: list[compare.Claim] = []
-    scale = None
-    if scaling:
-        scale = scaling_rows(runs, behaviour)
-        ests_o = [stats.Estimate(r.omar_vs_cql, r.omar_vs_cql_lo, r.omar_vs_cql_hi) for r in scale.itertuples()]
-        ests_c = [stats.Estimate(r.cql_vs_behaviour, r.cql_vs_behaviour_lo, r.cql_vs_behaviour_hi)
-                  for r in scale.itertuples()]
-        scaling_claims = compare.scaling_claims(list(scale["n"]), ests_o, ests_c)
+    return claims
 
-    md += ["## The paper's claims, checked"]
-    all_claims = claims + scaling_claims
-    md.append(markdown_table(["Claim", "On the paper's numbers", "On ours"],
-                             [[c.claim, c.paper, c.ours] for c in all_claims], ["l", "l", "l"]))
-    md.append("Counts are cells where the claim holds over cells evaluated (cells where OMAR and at least "
-              "one baseline have finished runs).")
-    files["claims.csv"] = csv_text(["claim", "paper", "ours"], [[c.claim, c.paper, c.ours] for c in all_claims]
-                                   ).encode()
 
-    # learning curves
+def _curves_section(main: pd.DataFrame, curves: pd.DataFrame, table: ScoreTable, references: str,
+                    md: list[str], files: dict[str, bytes]) -> None:
+    """Learning curves of the main table's runs, if their records hold curves."""
     mc = curves[curves["key"].isin(set(main["key"]))]
     if not mc.empty:
         mc = add_scores(mc, references, value="return", norm="normalised")
@@ -399,40 +322,143 @@ def build_report(
         md += ["## Learning curves",
                "![learning curves](curves.png)",
                "Normalised score of the deterministic policy at the periodic evaluations during training "
-               "(10 episodes each, as recorded), mean over seeds with a 95% Student-t band; the table above "
-               "scores the final policy on more episodes."]
+               f"({_config_values(main, 'eval_episodes')} episodes each), mean over seeds with a 95% Student-t "
+               "band; the table above scores the final policy, evaluated on more episodes."]
 
+
+def _config_values(runs: pd.DataFrame, key: str) -> str:
+    """The distinct values of one config entry over the runs, e.g. ``10`` or ``2/10``."""
+    values = set()
+    for text in runs["config"]:
+        try:
+            v = json.loads(text).get(key)
+        except (TypeError, ValueError, AttributeError):
+            v = None
+        if v is not None:
+            values.add(v)
+    return "/".join(str(v) for v in sorted(values)) if values else "an unrecorded number of"
+
+
+def _scaling_claims(scale: pd.DataFrame) -> list[compare.Claim]:
+    ests_o = [stats.Estimate(r.omar_vs_cql, r.omar_vs_cql_lo, r.omar_vs_cql_hi) for r in scale.itertuples()]
+    ests_c = [stats.Estimate(r.cql_vs_behaviour, r.cql_vs_behaviour_lo, r.cql_vs_behaviour_hi)
+              for r in scale.itertuples()]
+    return compare.scaling_claims(list(scale["n"]), ests_o, ests_c)
+
+
+def _scaling_section(scale: pd.DataFrame, md: list[str], files: dict[str, bytes]) -> None:
+    md += ["## Agent-count study"]
+    if scale.empty:
+        md.append("No spread-nN medium-replay runs or behaviour records in these results: run "
+                  "`omarbench eval --scaling` first.")
+    else:
+        header = ["Agents", "Task", "Behaviour", "MA-CQL", "OMAR", "MA-CQL over behaviour", "OMAR over MA-CQL"]
+        srows = [[str(r.n), r.task, _num(r.behaviour), f"{_num(r.cql_mean)} ({r.cql_n})",
+                  f"{_num(r.omar_mean)} ({r.omar_n})",
+                  _pct(r.cql_vs_behaviour, r.cql_vs_behaviour_lo, r.cql_vs_behaviour_hi),
+                  _pct(r.omar_vs_cql, r.omar_vs_cql_lo, r.omar_vs_cql_hi)] for r in scale.itertuples()]
+        md.append(markdown_table(header, srows))
+        md.append(
+            "spread with n agents and n landmarks, medium-replay data, normalised with each dataset's own "
+            "references (the paper gives references for n = 3 only). Behaviour: the behaviour policy's "
+            "score, taken as the dataset's mean episode return (normalised), not a fresh evaluation. "
+            "Improvement % = 100 × (new − base) / base on mean normalised scores; 95% CIs from a bootstrap "
+            f"over seeds ({stats.BOOTSTRAP_REPS} resamples, seed {stats.BOOTSTRAP_SEED}); undefined (—) "
+            "when the base score is not positive.")
+        md.append("![agent-count study](scaling.png)")
+        fig = plots.scaling_figure(scale)
+        for fmt, data in plots.figure_bytes(fig).items():
+            files[f"scaling.{fmt}"] = data
+        plots.close(fig)
+    files["scaling.csv"] = csv_text(
+        list(scale.columns),
+        [[fnum(v) if isinstance(v, float) else v for v in row] for row in scale.itertuples(index=False)],
+    ).encode()
+
+
+# ---------------------------------------------------------------------------------------------- build
+
+
+def build_report(
+    results_dir: str | os.PathLike,
+    out_dir: str | os.PathLike = "leaderboards",
+    *,
+    references: str = "ours",
+    scaling: bool = False,
+    preset: str | None = None,
+    tasks: Sequence[str] | None = None,
+) -> ReportSummary:
+    """Read the records of ``results_dir`` and write the report files into ``out_dir``."""
+    if references not in REFERENCES:
+        raise bad_choice("references", references, REFERENCES)
+    results_dir, out_dir = Path(results_dir), Path(out_dir)
+    if not results_dir.is_dir():
+        raise OmarbenchError(f"results directory {str(results_dir)!r} does not exist")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", rs.RecordWarning)
+        records = rs.load_records(results_dir)
+        curves = rs.load_curves(results_dir)
+        behaviour = rs.load_behaviour(results_dir)
+    summary = ReportSummary(out_dir=out_dir)
+    summary.notes += [f"skipped: {w.message}" for w in caught if issubclass(w.category, rs.RecordWarning)]
+    if records.empty:
+        raise OmarbenchError(f"no run records in {str(results_dir)!r}: run 'omarbench eval' first")
+    chosen = choose_preset(records, preset)
+    summary.preset = chosen
+    if chosen is not None:
+        records = records[records["preset"] == chosen]
+    runs, superseded = latest_per_run(records)
+    summary.n_records = len(runs)
+    if superseded:
+        summary.notes.append(f"{superseded} older record(s) of the same runs were superseded by newer ones")
+
+    runs = add_scores(runs, references)
+    if tasks:
+        main = runs[runs["task"].isin(list(tasks))]
+    else:
+        main = runs[~runs["task"].map(is_scaling_task)]
+    if references == "paper":
+        no_refs = sorted(set(main["task"]) - set(PAPER_TASKS))
+        if no_refs:
+            summary.notes.append(f"the paper has no reference returns for {', '.join(no_refs)}: left out")
+            main = main[main["task"].isin(PAPER_TASKS)]
+    scale = scaling_rows(runs, behaviour) if scaling else None
+    if main.empty and (scale is None or scale.empty):
+        raise OmarbenchError("no runs to tabulate after selection (check --tasks / --preset / --references)")
+
+    cmd = "omarbench report" + (" --references paper" if references == "paper" else "") + \
+        (" --scaling" if scaling else "") + (f" --preset {preset}" if preset else "")
+    used = main if not main.empty else runs
+    versions = sorted(set(used["code_version"].dropna()))
+    jobs = used.drop_duplicates(["algo", "task", "level", "code_version", "wall_time_s"])  # seeds share a job
+    wall = float(np.nansum(jobs["wall_time_s"].astype(float)))
+    files: dict[str, bytes] = {}
+    md = [
+        "# omarbench leaderboard",
+        f"Made by `{cmd}` from {len(main)} run record(s) in the main table (preset {chosen or 'unknown'}; code "
+        f"{', '.join(versions) or 'unknown'}; {_duration(wall)} of training wall-clock time over {len(jobs)} "
+        "batched jobs, as recorded). Every number below is computed from the run records alone.",
+    ]
+    claims: list[compare.Claim] = []
+    if not main.empty:
+        table = build_score_table(main[["algo", "task", "level", "seed", "status", "score"]])
+        claims += _main_sections(main, table, references, md, files)
     if scale is not None:
-        md += ["## Agent-count study"]
-        if scale.empty:
-            md.append("No spread-nN medium-replay runs or behaviour records in these results: run "
-                      "`omarbench eval --scaling` first.")
-        else:
-            header = ["Agents", "Task", "Behaviour", "MA-CQL", "OMAR", "MA-CQL over behaviour", "OMAR over MA-CQL"]
-            srows = [[str(r.n), r.task, _num(r.behaviour), f"{_num(r.cql_mean)} ({r.cql_n})",
-                      f"{_num(r.omar_mean)} ({r.omar_n})",
-                      _pct(r.cql_vs_behaviour, r.cql_vs_behaviour_lo, r.cql_vs_behaviour_hi),
-                      _pct(r.omar_vs_cql, r.omar_vs_cql_lo, r.omar_vs_cql_hi)] for r in scale.itertuples()]
-            md.append(markdown_table(header, srows))
-            md.append(
-                "spread with n agents and n landmarks, medium-replay data, normalised with each dataset's own "
-                "references (the paper gives references for n = 3 only). Behaviour: the behaviour policy's "
-                "score, taken as the dataset's mean episode return (normalised), not a fresh evaluation. "
-                "Improvement % = 100 × (new − base) / base on mean normalised scores; 95% CIs from a bootstrap "
-                f"over seeds ({stats.BOOTSTRAP_REPS} resamples, seed {stats.BOOTSTRAP_SEED}); undefined (—) "
-                "when the base score is not positive.")
-            md.append("![agent-count study](scaling.png)")
-            fig = plots.scaling_figure(scale)
-            for fmt, data in plots.figure_bytes(fig).items():
-                files[f"scaling.{fmt}"] = data
-            plots.close(fig)
-        files["scaling.csv"] = csv_text(
-            list(scale.columns),
-            [[fnum(v) if isinstance(v, float) else v for v in row] for row in scale.itertuples(index=False)],
-        ).encode()
+        claims += _scaling_claims(scale)
+    if claims:
+        md += ["## The paper's claims, checked",
+               markdown_table(["Claim", "On the paper's numbers", "On ours"],
+                              [[c.claim, c.paper, c.ours] for c in claims], ["l", "l", "l"]),
+               "Counts are cells where the claim holds over cells evaluated (cells where OMAR and at least one "
+               "baseline have finished runs)."]
+        files["claims.csv"] = csv_text(["claim", "paper", "ours"], [[c.claim, c.paper, c.ours] for c in claims]
+                                       ).encode()
+    if not main.empty:
+        _curves_section(main, curves, table, references, md, files)
+    if scale is not None:
+        _scaling_section(scale, md, files)
 
-    # provenance
-    prov = main.drop_duplicates(["dataset_id", "dataset_digest"])[["dataset_id", "dataset_digest"]]
+    prov = used.drop_duplicates(["dataset_id", "dataset_digest"])[["dataset_id", "dataset_digest"]]
     prov = prov.sort_values(["dataset_id", "dataset_digest"], na_position="last")
     md += ["## Provenance", "Datasets (id: digest):",
            "".join(f"- {r.dataset_id}: `{(r.dataset_digest or 'unknown')[:16]}`\n" for r in prov.itertuples())]

@@ -156,12 +156,14 @@ def markdown_table(
     return "\n".join(lines) + "\n"
 
 
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
+    "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}", ">": r"$>$", "<": r"$<$",
+}
+
+
 def latex_escape(text: str) -> str:
-    out = str(text)
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"),
-                 ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"), ("^", r"\^{}")):
-        out = out.replace(a, b)
-    return out
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
 
 
 def _latex_cell(text: str, bold: bool) -> str:

@@ -22,6 +22,7 @@ tasks_app = typer.Typer(help="List and inspect the benchmark's tasks.", invoke_w
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(__import__("omarbench.data.cli", fromlist=["app"]).app, name="datasets")
 app.command("collect")(__import__("omarbench.behaviour.cli", fromlist=["collect_command"]).collect_command)
+app.add_typer(__import__("omarbench.behaviour.cli", fromlist=["prey_app"]).prey_app, name="prey")
 app.command("eval")(__import__("omarbench.sweep_cli", fromlist=["eval_command"]).eval_command)
 app.command("report")(__import__("omarbench.report.cli", fromlist=["report_command"]).report_command)
 app.command("train")(__import__("omarbench.train_cli", fromlist=["train_command"]).train_command)

@@ -36,3 +36,32 @@ def collect_command(
                     flavor=flavor, progress=progress, log=console.print)
     for p in paths:
         console.print(f"dataset ready: {p}")
+
+
+prey_app = typer.Typer(help="The fixed prey of tag and world: train and ship it.", no_args_is_help=True)
+
+
+@prey_app.command("train")
+def prey_train_command(
+    task: Annotated[str, typer.Argument(help="tag or world (add :mpe2 for the stock flavor).")],
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the co-training run.")] = 0,
+    steps: Annotated[int | None, typer.Option("--steps", help="Step budget (default: the shipped one).")] = None,
+    root: Annotated[Path | None, typer.Option("--root", help="Where the co-training run is kept.")] = None,
+    backend: Annotated[str, typer.Option("--backend", help="Environments: numpy (batched) or mpe2.")] = "numpy",
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Weights file (default: the package's prey asset).")
+    ] = None,
+) -> None:
+    """Co-train predators and prey until the prey stops improving; freeze and write the prey."""
+    from dataclasses import replace
+
+    from rich.console import Console
+
+    from omarbench.behaviour.prey_training import PREY_RUN, train_prey
+    from omarbench.errors import UsageError
+
+    if steps is not None and steps <= 0:
+        raise UsageError(f"--steps must be a positive integer, got {steps}")
+    config = PREY_RUN if steps is None else replace(PREY_RUN, total_steps=steps)
+    console = Console()
+    train_prey(task, seed=seed, root=root, backend=backend, config=config, out=out, log=console.print)

@@ -1,13 +1,19 @@
 """Policies of the fixed agents (the prey of ``tag`` and ``world``).
 
 A fixed policy is a callable ``obs[E, obs_dim] (float) -> actions[E, 2]`` in [-1, 1], batched over
-environments. The paper's prey is a pretrained policy; until omarbench ships its own trained prey
-(with provenance), the slot holds :class:`StillPrey`, a placeholder that never moves. It is named as
-such everywhere it appears, so no result made with it can pass for one made with the real prey.
+environments. The paper's prey is a pretrained policy. omarbench ships its own trained prey as package
+assets (``omarbench/assets/prey/<task>.pt`` with a ``.json`` provenance file: how it was trained, its
+digest, the command that regenerates it; see :mod:`omarbench.behaviour.prey_training`). A task without
+such an asset falls back to :class:`StillPrey`, a placeholder that never moves; it is named as such
+everywhere it appears, so no result made with it can pass for one made with a trained prey.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -34,8 +40,52 @@ class StillPrey:
         return np.zeros(obs.shape[:-1] + (2,), dtype=obs.dtype if obs.dtype.kind == "f" else np.float64)
 
 
+PREY_ASSETS = Path(__file__).resolve().parent.parent / "assets" / "prey"
+
+
+def prey_asset_path(task: Task) -> Path:
+    """Where a task's trained prey lives (weights ``.pt``; provenance alongside as ``.json``)."""
+    return PREY_ASSETS / f"{task.id.replace(':', '+')}.pt"
+
+
+class TrainedPrey:
+    """A frozen prey actor shipped with omarbench (deterministic: no noise)."""
+
+    is_placeholder = False
+
+    def __init__(self, path: Path):
+        import torch
+
+        from omarbench.behaviour.matd3 import Actor
+
+        blob = torch.load(path, weights_only=True)
+        self.actor = Actor(int(blob["obs_dim"]), 2, int(blob["hidden"]))
+        self.actor.load_state_dict(blob["actor"])
+        self.actor.eval()
+        self.digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        self.name = f"trained-prey-{self.digest[:12]}"
+        self.provenance = json.loads(path.with_suffix(".json").read_text())
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            return self.actor(torch.as_tensor(np.asarray(obs), dtype=torch.float32)).numpy().astype(np.float64)
+
+
+@functools.cache
+def _load_trained(path: str) -> TrainedPrey:
+    return TrainedPrey(Path(path))
+
+
 def fixed_policy_for(task: Task) -> FixedPolicy | None:
-    """The policy that drives a task's fixed agents, or ``None`` when every agent learns."""
+    """The policy that drives a task's fixed agents, or ``None`` when every agent learns.
+
+    The trained prey shipped for the task if there is one, else the :class:`StillPrey` placeholder.
+    """
     if task.fixed_policy is None:
         return None
+    path = prey_asset_path(task)
+    if path.exists():
+        return _load_trained(str(path))
     return StillPrey()

@@ -1,0 +1,300 @@
+"""The offline zoo: batching is exact, each algorithm does what its paper says, each one learns."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from toy_offline import ToyAgent, ToyDataset, contextual_dataset, contextual_reward
+
+from omarbench.algos import ALGO_NAMES, canonical_name, get_algorithm
+from omarbench.algos.core import Learners
+from omarbench.algos.icq import batch_softmax
+from omarbench.algos.omar import OMARConfig, rectified_actions
+from omarbench.errors import UsageError
+from omarbench.nn import BatchedActor, BatchedTwinCritic, FlatAdam, FlatParams
+
+ALIASES = {"MA-ICQ": "icq", "MA-TD3+BC": "td3bc", "MA-CQL": "cql", "OMAR": "omar", "BC": "bc"}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _all_state(group, members):
+    """Every tensor that defines a member: weights, targets, optimiser moments, BN running stats."""
+    out = []
+    nets = [group.actor, group.actor_t] + ([group.critic, group.critic_t] if group.algo.uses_critic else [])
+    for net in nets:
+        for p in net.params.p.values():
+            out.append(p.detach()[members])
+        if net.stats is not None:
+            out += [net.stats.mean[members], net.stats.var[members]]
+    return out
+
+
+@pytest.mark.parametrize("algo", ALGO_NAMES)
+def test_member_of_a_batched_run_equals_a_lone_run(algo):
+    ds = contextual_dataset(1024, n_agents=2)
+    cls = get_algorithm(algo)
+    cfg = cls.config_cls(batch_size=32)
+    batched = Learners(cls(cfg), [0, 1, 2], ds)
+    lone = Learners(cls(cfg), [2], ds)
+    for _ in range(8):
+        batched.update()
+        lone.update()
+    gb, gl = batched.groups[0], lone.groups[0]
+    for b, ll in zip(_all_state(gb, slice(4, 6)), _all_state(gl, slice(0, 2))):  # seed 2 = members 4, 5
+        torch.testing.assert_close(b, ll, rtol=1e-5, atol=1e-6)
+    # and the seeds really differ from each other
+    assert not torch.allclose(gb.actor.params.p["w1"][0], gb.actor.params.p["w1"][2])
+
+
+def test_agents_of_one_seed_get_distinct_streams():
+    ds = contextual_dataset(1024, n_agents=2)
+    L = Learners(get_algorithm("bc")(get_algorithm("bc").config_cls(batch_size=16)), [0], ds)
+    g = L.groups[0]
+    assert not torch.equal(g.actor.params.p["w1"][0], g.actor.params.p["w1"][1])
+    g.sample()
+    assert not torch.equal(g._idx[0], g._idx[1])
+
+
+def _authors_actor(obs_dim, act_dim, h=64):
+    bn = torch.nn.BatchNorm1d(obs_dim)
+    lins = [torch.nn.Linear(obs_dim, h), torch.nn.Linear(h, h), torch.nn.Linear(h, act_dim)]
+    return bn, lins
+
+
+def test_actor_matches_the_authors_network_in_train_and_eval_mode():
+    M, do, da = 3, 7, 2
+    net = BatchedActor(M, do, da)
+    net.init_([torch.Generator().manual_seed(i) for i in range(M)])
+    p = net.params.p
+    m = 1
+    bn, lins = _authors_actor(do, da)
+    with torch.no_grad():
+        bn.weight.copy_(p["bn_w"][m]), bn.bias.copy_(p["bn_b"][m])
+        for lin, w, b in zip(lins, ("w1", "w2", "w3"), ("b1", "b2", "b3")):
+            lin.weight.copy_(p[w][m].T), lin.bias.copy_(p[b][m, 0])
+
+    def ref(x):
+        h = torch.relu(lins[0](bn(x)))
+        return torch.tanh(lins[2](torch.relu(lins[1](h))))
+
+    x = torch.randn(M, 50, do) * 3 + 1
+    for _ in range(3):  # train mode: batch statistics, running statistics updated alike
+        torch.testing.assert_close(net(x, train=True)[m], ref(x[m]), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(net.stats.mean[m], bn.running_mean)
+    torch.testing.assert_close(net.stats.var[m], bn.running_var)
+    bn.eval()
+    y = torch.randn(M, 5, do)
+    torch.testing.assert_close(net(y, train=False)[m], ref(y[m]), rtol=1e-5, atol=1e-6)
+    # init: last layer weight small, BN identity
+    assert p["w3"].abs().max() <= 3e-3 and torch.all(p["bn_w"] == 1) and torch.all(p["bn_b"] == 0)
+
+
+def test_twin_critic_sampled_pass_equals_repeat_and_concatenate():
+    """K actions per state without repeats == the authors' repeat-K-times-and-cat pass, BN in train mode."""
+    M, do, da, B, K = 2, 5, 2, 16, 10
+    net = BatchedTwinCritic(M, do, da)
+    net.init_([torch.Generator().manual_seed(i) for i in range(M)])
+    p = net.params.p
+    obs, act = torch.randn(M, B, do), torch.rand(M, B, K, da) * 2 - 1
+    q = net(obs, act, heads=2)  # [M, 2, B, K]
+    for m in range(M):
+        x = torch.cat([obs[m].repeat_interleave(K, 0), act[m].reshape(B * K, da)], 1)
+        bn = torch.nn.BatchNorm1d(do + da)
+        with torch.no_grad():
+            bn.weight.copy_(p["bn_w"][m]), bn.bias.copy_(p["bn_b"][m])
+        xn = bn(x)
+        for head in range(2):
+            w1 = torch.cat([p["w1o"][m, head], p["w1a"][m, head]], 0)
+            h = torch.relu(xn @ w1 + p["b1"][m, head, 0, 0])
+            h = torch.relu(h @ p["w2"][m, head] + p["b2"][m, head, 0])
+            ref = (h @ p["w3"][m, head] + p["b3"][m, head, 0]).view(B, K)
+            torch.testing.assert_close(q[m, head], ref, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(net(obs, act, heads=1)[m, 0], q[m, 0], rtol=1e-5, atol=1e-6)
+
+
+def test_gradient_clipping_is_per_member():
+    M = 3
+    fp = FlatParams({"a": (M, 4), "b": (M, 2, 3)}, M)
+    scales = torch.tensor([0.01, 10.0, 1.0])
+    with torch.no_grad():
+        fp.grad.copy_(torch.randn_like(fp.grad))
+        fp.p["a"].grad.mul_(scales[:, None])
+        fp.p["b"].grad.mul_(scales[:, None, None])
+    expected = []
+    for m in range(M):
+        ps = [torch.nn.Parameter(fp.p[k].detach()[m].clone()) for k in ("a", "b")]
+        for q, k in zip(ps, ("a", "b")):
+            q.grad = fp.p[k].grad[m].clone()
+        torch.nn.utils.clip_grad_norm_(ps, 0.5)
+        expected.append([q.grad for q in ps])
+    norms = fp.clip_grad_norm_(0.5)
+    assert norms[0] < 0.5 < norms[1]  # one member left alone, one clipped
+    for m in range(M):
+        torch.testing.assert_close(fp.p["a"].grad[m], expected[m][0])
+        torch.testing.assert_close(fp.p["b"].grad[m], expected[m][1])
+    after = fp.member_grad_norms()
+    assert after[0] == pytest.approx(norms[0].item(), rel=1e-5) and after[1] == pytest.approx(0.5, rel=1e-4)
+
+
+def test_flat_adam_equals_torch_adam_for_each_member():
+    M = 2
+    fp = FlatParams({"w": (M, 5)}, M)
+    fp.data.normal_()
+    opt = FlatAdam(fp, lr=0.01)
+    refs = [torch.nn.Parameter(fp.p["w"].detach()[m].clone()) for m in range(M)]
+    topts = [torch.optim.Adam([r], lr=0.01) for r in refs]
+    for step in range(5):
+        g = torch.randn(M, 5) * (step + 1)
+        fp.zero_grad()
+        fp.p["w"].grad.copy_(g)
+        opt.step()
+        for m in range(M):
+            refs[m].grad = g[m].clone()
+            topts[m].step()
+    for m in range(M):
+        torch.testing.assert_close(fp.p["w"].detach()[m], refs[m].detach())
+
+
+def _learners(algo, ds, seeds=(0,), **cfg):
+    cls = get_algorithm(algo)
+    return Learners(cls(cls.config_cls(**cfg)), list(seeds), ds)
+
+
+def test_omar_rectified_action_is_never_worse_than_the_policy_action():
+    ds = contextual_dataset(1024)
+    L = _learners("omar", ds, batch_size=128, lr=3e-3, tau=0.5)
+    for _ in range(20):
+        L.update()
+    g = L.groups[0]
+    b = g.sample()
+    with torch.no_grad():
+        pi = g.actor(b.obs, train=True, update_stats=False)
+        q_pi = g.q1(b.obs, pi)
+        a_hat, q_hat, sigma = rectified_actions(g, b.obs, pi, q_pi, g.cfg)
+    assert torch.all(q_hat >= q_pi)
+    kept = (a_hat == pi).all(-1)
+    assert torch.all(q_hat[kept] == q_pi[kept]) and torch.all(q_hat[~kept] > q_pi[~kept])
+    assert 0 < (~kept).float().mean() < 1  # both outcomes occur on this batch
+    assert torch.all(a_hat.abs() <= 1)
+
+
+def test_omar_search_width_never_collapses_to_zero():
+    ds = contextual_dataset(256)
+    g = _learners("omar", ds, batch_size=64).groups[0]
+    b = g.sample()
+    cfg = OMARConfig(omar_mu0=10.0, omar_sigma0=0.5)  # every sample clips to +1: the authors' σ = 0 case
+    pi = torch.zeros(g.M, 64, 2)
+    with torch.no_grad():
+        a_hat, q_hat, sigma = rectified_actions(g, b.obs, pi, g.q1(b.obs, pi), cfg)
+    assert torch.all(sigma >= cfg.omar_sigma_min) and torch.all(torch.isfinite(sigma))
+    assert torch.all(torch.isfinite(q_hat)) and torch.all(torch.isfinite(a_hat))
+
+
+def _narrow_dataset(n=2048, seed=0):
+    """Rewards do not depend on the action; the behaviour is a deterministic function of the state.
+
+    (A state-dependent behaviour matters: the critic's BatchNorm standardises the action columns of each
+    pass with that pass's own statistics, as in the authors' code, so dataset actions are only told apart
+    from uniform ones by how they relate to the state, not by where they sit in [−1, 1]².)
+    """
+    rng = np.random.default_rng(seed)
+    obs = rng.normal(size=(n, 6)).astype(np.float32)
+    act = (0.8 * np.tanh(obs[:, :2]) + 0.02 * rng.normal(size=(n, 2))).astype(np.float32)
+    rew = (obs[:, 0] * 0.1).astype(np.float32)
+    ag = ToyAgent(*(torch.as_tensor(x) for x in (obs, act, rew, obs)))
+    return ToyDataset(None, "random", "toy-narrow", "0" * 64, [ag], torch.ones(n, dtype=torch.bool),
+                      torch.zeros(n, dtype=torch.bool), (0,))
+
+
+def _ood_gap(alpha):
+    ds = _narrow_dataset()
+    L = _learners("cql", ds, batch_size=64, lr=3e-3, alpha=alpha)
+    for _ in range(100):
+        L.update()
+    g = L.groups[0]
+    b = g.sample()
+    with torch.no_grad():
+        q_data = g.critic(b.obs, b.act.unsqueeze(2), heads=2).mean()
+        q_ood = g.critic(b.obs, g.uniform(128, 10, 2), heads=2).mean()
+    return (q_data - q_ood).item()
+
+
+def test_cql_penalty_lowers_q_of_out_of_distribution_actions():
+    without, with_penalty = _ood_gap(0.0), _ood_gap(5.0)
+    assert with_penalty > 0.5 and with_penalty > without + 0.5
+
+
+def test_icq_weights_are_a_distribution_over_the_batch():
+    v = torch.randn(3, 100) * 50
+    w = batch_softmax(v, beta=1.0)
+    assert torch.all(w >= 0)
+    torch.testing.assert_close(w.sum(1), torch.ones(3))
+    mask = torch.rand(3, 100) > 0.3
+    wm = batch_softmax(v, beta=1000.0, mask=mask)
+    assert torch.all(wm[~mask] == 0) and torch.all(wm >= 0)
+    torch.testing.assert_close(wm.sum(1), torch.ones(3))
+
+
+def test_icq_critic_target_with_flat_weights_is_the_sarsa_target():
+    ds = contextual_dataset(512)
+    for ag in ds.agents:
+        ag.next_observations = torch.roll(ag.observations, -1, 0)
+    ds.terminals[:] = False
+    ds.truncations[:] = False
+    ds.truncations[-1] = True
+    cls = get_algorithm("icq")
+    L = Learners(cls(cls.config_cls(batch_size=64, beta_q=1e9)), [0], ds)
+    g = L.groups[0]
+    b = g.sample()
+    with torch.no_grad():
+        y = g.algo.critic_target(g, b)
+        qn = g.critic_t(b.next_obs, b.next_act.unsqueeze(2), heads=2)[..., 0].amin(1)
+    torch.testing.assert_close(y, b.rew + 0.95 * qn, rtol=1e-5, atol=1e-5)
+    # the next action really is the dataset's next row
+    rows = (g.pool[g._idx] if g.pool is not None else g._idx)[0]
+    torch.testing.assert_close(b.next_act[0], ds.agents[0].actions[rows + 1])
+
+
+@pytest.mark.parametrize("algo", ALGO_NAMES)
+def test_each_algorithm_improves_on_a_contextual_toy(algo):
+    ds = contextual_dataset(2048)
+    L = _learners(algo, ds, batch_size=128, lr=3e-3, **({"tau": 0.5} if algo == "OMAR" else {}))
+    obs = np.random.default_rng(7).normal(size=(256, 6)).astype(np.float32)
+
+    def score():
+        a = L.act([torch.as_tensor(obs)[None]])[0, :, 0].numpy()
+        return contextual_reward(obs, a).mean()
+
+    before = score()
+    for _ in range(150):
+        L.update()
+    after = score()
+    behaviour = ds.agents[0].rewards.mean().item()
+    assert after > before + 0.2, (before, after)
+    assert after > behaviour, (after, behaviour)
+
+
+def test_registry_names_and_aliases():
+    for name, alias in ALIASES.items():
+        assert canonical_name(alias) == name == canonical_name(name.lower()) == canonical_name(name)
+    with pytest.raises(UsageError, match="unknown algorithm 'sac'; valid choices: MA-ICQ, MA-TD3"):
+        canonical_name("sac")
+
+
+def test_config_overrides_are_typed_and_checked():
+    cfg = get_algorithm("omar").config_cls().replace(rounds="500", tau="0.7", alpha=5)
+    assert cfg.rounds == 500 and math.isclose(cfg.tau, 0.7) and cfg.alpha == 5.0
+    with pytest.raises(UsageError, match="unknown hyperparameter 'lambda'"):
+        cfg.replace(**{"lambda": 1})
+    with pytest.raises(UsageError, match="rounds='many' is not a valid int"):
+        cfg.replace(rounds="many")
+    with pytest.raises(UsageError, match="batch_size must be a positive integer"):
+        cfg.replace(batch_size=0)

@@ -223,7 +223,7 @@ def _ood_gap(alpha):
     b = g.sample()
     with torch.no_grad():
         q_data = g.critic(b.obs, b.act.unsqueeze(2), heads=2).mean()
-        q_ood = g.critic(b.obs, g.uniform(128, 10, 2), heads=2).mean()
+        q_ood = g.critic(b.obs, g.uniform(b.obs.shape[1], 10, 2), heads=2).mean()
     return (q_data - q_ood).item()
 
 

@@ -252,6 +252,17 @@ def test_fixed_prey_acts_from_its_batched_policy(task_id):
     assert moved and len(eng_prey.calls) == task.episode_length - 1
 
 
+@pytest.mark.parametrize("backend", ["numpy", "mpe2"])
+def test_agent_exactly_on_a_landmark_earns_the_capped_reward(backend):
+    env = make_vec_env(parse_task_id("spread"), 1, backend=backend)
+    env.reset()
+    agents = [[-0.8, -0.8], [0.8, -0.8], [0.0, 0.8]]
+    landmarks = [[-0.8, -0.8], [0.8, -0.3], [0.0, 0.0]]  # landmark 0 right under agent 0
+    env.set_state(np.array([agents + landmarks]), np.zeros((1, 6, 2)))
+    rew = env._step_all(np.zeros((1, 3, 2)))  # nobody moves, nobody touches
+    np.testing.assert_allclose(rew, [[10 + 1 / 0.5 + 1 / 0.8] * 3], rtol=0, atol=TOL)
+
+
 def test_state_shape_is_checked():
     env = NumpyVecEnv(parse_task_id("tag"), 2)
     with pytest.raises(ValueError, match="shaped"):

@@ -96,7 +96,7 @@ class PaperSpreadScenario(_StockSpread):
         rew = 0.0
         with np.errstate(divide="ignore"):
             for lm in world.landmarks:
-                nearest = min(_dist(a, lm) for a in world.agents)
+                nearest = np.float64(min(_dist(a, lm) for a in world.agents))  # 1/0 -> inf, capped at 10
                 rew += min(1.0 / nearest, 10.0)
         if agent.collide:
             for a in world.agents:

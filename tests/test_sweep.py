@@ -39,7 +39,7 @@ def _log(algo, task, level, seed):
     path = os.environ.get(LOG_ENV)
     if path:
         with open(path, "a") as f:
-            f.write(f"{algo} {task} {level} {seed}\n")
+            f.write(f"{algo} {task} {level} {seed} {os.getpid()}\n")
 
 
 def fake_train(algo, task, level, seeds, *, preset, root, results_dir, device, backend, overrides, progress):
@@ -113,7 +113,20 @@ def ok_runs(results_dir):
 
 
 def read_log(path):
+    """(algo, task, level, seed) of every trainer call, in order."""
     return [tuple(line.split()[:3]) + (int(line.split()[3]),) for line in Path(path).read_text().splitlines()]
+
+
+def worker_pids(path):
+    return {int(line.split()[4]) for line in Path(path).read_text().splitlines()}
+
+
+def alive(pid):
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"  # a zombie has exited
 
 
 # ---------------------------------------------------------------------------------------- parsing
@@ -196,31 +209,53 @@ from test_sweep import fake_hooks, small_spec
 from pathlib import Path
 from omarbench import sweep
 if __name__ == "__main__":
-    out = sweep.run_sweep(small_spec(Path({tmp!r}), seeds=(0, 1, 2)), hooks=fake_hooks(), jobs=2, progress=False)
+    spec = small_spec(Path({tmp!r}), seeds={seeds!r}, algos={algos!r}, tasks={tasks!r})
+    out = sweep.run_sweep(spec, hooks=fake_hooks(), jobs=2, progress=False)
     sys.exit(out.exit_code)
 """
+
+
+def start_driver(tmp_path, seeds=(0, 1, 2), algos=("MA-CQL", "OMAR"), tasks=("spread", "tag")):
+    script = tmp_path / "driver.py"
+    script.write_text(textwrap.dedent(DRIVER.format(tests=TESTS_DIR, tmp=str(tmp_path), seeds=seeds, algos=algos,
+                                                    tasks=tasks)))
+    return subprocess.Popen([sys.executable, str(script)], env=os.environ.copy(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def wait_for(condition, timeout=60.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline and not condition():
+        time.sleep(0.05)
+    return condition()
+
+
+def test_workers_stop_when_the_sweep_is_killed(tmp_path, monkeypatch):
+    log = tmp_path / "calls.log"
+    monkeypatch.setenv(LOG_ENV, str(log))
+    monkeypatch.setenv(SLEEP_ENV, "30")  # a long run: the worker would outlive the sweep by far
+    proc = start_driver(tmp_path, seeds=(0,), algos=("OMAR",), tasks=("spread",))
+    assert wait_for(lambda: log.exists() and log.read_text().strip())
+    (pid,) = worker_pids(log)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert wait_for(lambda: not alive(pid), timeout=5.0), "the worker kept running after the sweep was killed"
 
 
 def test_killed_sweep_resumes_without_redoing_finished_runs(tmp_path, monkeypatch):
     log = tmp_path / "calls.log"
     monkeypatch.setenv(LOG_ENV, str(log))
     monkeypatch.setenv(SLEEP_ENV, "0.3")
-    script = tmp_path / "driver.py"
-    script.write_text(textwrap.dedent(DRIVER.format(tests=TESTS_DIR, tmp=str(tmp_path))))
     results = tmp_path / "results"
-    proc = subprocess.Popen([sys.executable, str(script)], env=os.environ.copy(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while time.time() < deadline and len(list(results.glob("*.json"))) < 3:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)  # no chance to clean up: workers must notice and stop on their own
+    proc = start_driver(tmp_path)
+    wait_for(lambda: len(list(results.glob("*.json"))) >= 3)
+    proc.send_signal(signal.SIGKILL)  # no chance to clean up
     proc.wait()
-    time.sleep(1.5)
+    pids = worker_pids(log)
+    assert wait_for(lambda: not any(alive(p) for p in pids), timeout=10.0)
     before = ok_runs(results)
     calls_before = len(read_log(log))
     assert 3 <= len(before) < 12, "the sweep was not killed mid-way"
-    time.sleep(1.0)
-    assert ok_runs(results) == before, "workers kept running after the sweep was killed"
 
     monkeypatch.setenv(SLEEP_ENV, "0")
     out = sweep.run_sweep(small_spec(tmp_path, seeds=(0, 1, 2)), hooks=fake_hooks(), jobs=2, progress=False)

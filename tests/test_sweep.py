@@ -171,6 +171,16 @@ def test_grid_jobs_batch_seeds_and_parallelism_fits_cores():
     assert sweep.plan_parallelism(10, 4, cores=2) == (4, 1)  # forced: oversubscribed, one thread each
 
 
+def test_grid_choices_match_the_components():
+    from omarbench.algos import ALGO_NAMES
+    from omarbench.data import LEVELS
+    from omarbench.tasks.envs import BACKENDS
+
+    assert set(sweep.ALL_ALGOS) == set(ALGO_NAMES) and sweep.LEVELS == LEVELS and sweep.BACKENDS == BACKENDS
+    presets = pytest.importorskip("omarbench.presets", reason="the presets module is not in this build")
+    assert set(sweep.PRESETS) == set(presets.PRESETS)
+
+
 # ------------------------------------------------------------------------------------ the sweep
 
 

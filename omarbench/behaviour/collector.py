@@ -65,9 +65,9 @@ def preset_config(task: Task, preset: str = "paper") -> CollectConfig:
     matd3 = MATD3Config(actor_lr=1e-2, critic_lr=1e-2, batch_size=256)
     if preset == "paper":
         steps = {"spread": 2_000_000, "tag": 1_500_000, "world": 1_500_000}.get(task.name, 2_000_000)
-        run = RunConfig(total_steps=steps, num_envs=32, segment_episodes=25, matd3=matd3)
+        run = RunConfig(total_steps=steps, num_envs=16, segment_episodes=25, matd3=matd3)
         return CollectConfig(run=run, medium_fraction=frac)
-    run = RunConfig(total_steps=200_000, num_envs=32, segment_episodes=25, matd3=matd3)
+    run = RunConfig(total_steps=200_000, num_envs=16, segment_episodes=25, matd3=matd3)
     return CollectConfig(run=run, transitions=50_000, rollout_envs=500, reference_episodes=500,
                          medium_fraction=frac)
 

@@ -3,7 +3,9 @@
 The paper's prey is a pretrained policy that stays fixed while the predators learn. omarbench makes
 its own: predators and prey are trained together with MATD3 (every agent learning) until the prey's
 return stops improving — the mean of its evaluation return over the last ``window`` checkpoints is no
-better than over the ``window`` before — or the step budget ends. The prey's actor from the last
+better than over the ``window`` before — or the step budget ends. Because the prey's return also falls
+as the predators get better, the rule only applies after a minimum budget (``MIN_CHECKPOINTS``
+checkpoints), so an early dip while the predators first learn to chase does not freeze a novice prey. The prey's actor from the last
 checkpoint is then frozen and written to ``omarbench/assets/prey/<task>.pt`` with a provenance file
 (``.json``: the training configuration, the evaluation curve, the digest of the weights and the
 command that regenerates them). From then on the reference environments and the engine drive the
@@ -31,11 +33,11 @@ from omarbench.tasks.prey import prey_asset_path
 from omarbench.tasks.spec import Task, parse_task_id
 
 PREY_RUN = RunConfig(
-    total_steps=1_500_000, num_envs=32, segment_episodes=25,
+    total_steps=1_000_000, num_envs=16, segment_episodes=50,
     matd3=MATD3Config(actor_lr=1e-2, critic_lr=1e-2, batch_size=256),
 )
-WINDOW = 5  # checkpoints per comparison window of the stopping rule
-MIN_CHECKPOINTS = 3 * WINDOW
+WINDOW = 10  # checkpoints per comparison window of the stopping rule (20k steps each)
+MIN_CHECKPOINTS = 30  # 600k steps before the rule may stop the run
 
 
 def prey_plateaued(prey_index: int, window: int = WINDOW, min_checkpoints: int = MIN_CHECKPOINTS):

@@ -150,6 +150,17 @@ def parse_agents(text: str) -> tuple[int, ...]:
     return tuple(counts)
 
 
+def parse_overrides(items: Sequence[str]) -> dict[str, str]:
+    """``["rounds=500", "alpha=1"]`` → ``{"rounds": "500", "alpha": "1"}`` (the config types the values)."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise UsageError(f"bad --set {item!r}; expected KEY=VALUE, e.g. rounds=500")
+        out[key.strip()] = value.strip()
+    return out
+
+
 def check_choice(kind: str, value: str, choices: Sequence[str]) -> str:
     if value not in choices:
         raise bad_choice(kind, value, choices)
@@ -601,7 +612,7 @@ def run_sweep(
     """
     from rich.console import Console
 
-    console = console or Console(stderr=True)
+    console = console or Console(stderr=True, soft_wrap=True)
     check_choice("executor", executor, EXECUTORS)
     hooks = hooks or default_hooks()
     t0 = time.perf_counter()
@@ -609,6 +620,14 @@ def run_sweep(
     results_dir = Path(spec.results_dir) if spec.results_dir else _default_results_dir(spec.root)
     spec = replace(spec, results_dir=str(results_dir))
     train_name = _callable_name(hooks.train)
+
+    # 0. every run's config first: a bad override fails here, before any collection or training
+    exact = hooks.resolve_config is not None
+    configs: dict[tuple[str, str, str], dict[str, Any]] = {
+        (j.algo, j.task, j.level): (hooks.resolve_config(j.algo, j.task, j.level, spec.preset, spec.overrides)
+                                    if exact else dict(spec.overrides or {}))
+        for j in plan_jobs(spec)
+    }
 
     # 1. datasets: find them, collect the missing ones (or refuse)
     needed = [(task, level) for level in spec.levels for task in spec.tasks]
@@ -650,18 +669,14 @@ def run_sweep(
 
     # 2. what still has to run
     done = _Done(results_dir)
-    exact = hooks.resolve_config is not None
     todo: list[Job] = []
-    configs: dict[tuple[str, str, str], dict[str, Any]] = {}
     failed_now: list[tuple[Job, str]] = []
     for job in plan_jobs(spec):
         info = infos.get((job.task, job.level)) or {}
         if (job.task, job.level) in broken:
             failed_now.append((job, broken[(job.task, job.level)]))
             continue
-        config = (hooks.resolve_config(job.algo, job.task, job.level, spec.preset, spec.overrides)
-                  if exact else dict(spec.overrides or {}))
-        configs[(job.algo, job.task, job.level)] = config
+        config = configs[(job.algo, job.task, job.level)]
         left = []
         for seed in job.seeds:
             key = rs.run_key(job.algo, job.task, job.level, seed, spec.preset, config, info.get("digest"), version)

@@ -47,6 +47,9 @@ def eval_command(
     agents: Annotated[str, typer.Option("--agents", help="Agent counts for --scaling, e.g. 1-5 or 1-8.")] = "1-5",
     device: Annotated[str, typer.Option("--device", help="Torch device of the learners.")] = "cpu",
     backend: Annotated[str, typer.Option("--backend", help="Evaluation environments: numpy or mpe2.")] = "numpy",
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a hyperparameter of every run: KEY=VALUE (repeat).")
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would run, run nothing.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Live progress display.")] = True,
 ) -> None:
@@ -63,7 +66,7 @@ def eval_command(
         raise UsageError(f"--jobs must be a positive integer, got {jobs}")
     settings = dict(
         preset=preset, root=str(root) if root else None, results_dir=str(results) if results else None,
-        device=device, backend=backend,
+        device=device, backend=backend, overrides=sweep.parse_overrides(set_ or []) or None,
     )
     if scaling:
         given = [name for name, v in (("--algos", algos), ("--tasks", tasks), ("--levels", levels)) if v]
@@ -78,7 +81,7 @@ def eval_command(
             seeds=seed_list,
             **settings,
         )
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     try:
         outcome = sweep.run_sweep(
             spec, executor=executor, jobs=jobs, collect=not no_collect, progress=progress, dry_run=dry_run,

@@ -365,6 +365,7 @@ def run_main(monkeypatch, capsys, *args):
     (("--jobs", "0"), "--jobs must be a positive integer"),
     (("--scaling", "--tasks", "tag"), "--scaling fixes tasks"),
     (("--scaling", "--agents", "0-30"), "bad agent counts"),
+    (("--set", "rounds"), "bad --set 'rounds'; expected KEY=VALUE"),
 ])
 def test_bad_eval_options_are_one_line_exit_2(tmp_path, monkeypatch, capsys, args, fragment):
     code, out = run_main(monkeypatch, capsys, "eval", "--results", str(tmp_path / "r"), *args)

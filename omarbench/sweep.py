@@ -827,7 +827,10 @@ def _real_ensure_dataset(task: str, level: str, **kwargs: Any) -> Any:
 
 
 def _real_resolve_config(algo: str, task: str, level: str, preset: str, overrides: Any) -> dict[str, Any]:
-    from omarbench.presets import resolve_config
+    try:
+        from omarbench.presets import resolve_config
+    except ImportError as exc:
+        raise OmarbenchError(f"the training presets are not available in this build ({exc})") from None
 
     return resolve_config(algo, task, level, preset, overrides)
 

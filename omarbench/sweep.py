@@ -618,7 +618,9 @@ def run_sweep(
     t0 = time.perf_counter()
     outcome = SweepOutcome(planned=spec.n_runs)
     results_dir = Path(spec.results_dir) if spec.results_dir else _default_results_dir(spec.root)
-    spec = replace(spec, results_dir=str(results_dir))
+    results_dir = results_dir.expanduser().absolute()  # workers (Ray's too) may start in another directory
+    root = str(Path(spec.root).expanduser().absolute()) if spec.root else None
+    spec = replace(spec, results_dir=str(results_dir), root=root)
     train_name = _callable_name(hooks.train)
 
     # 0. every run's config first: a bad override fails here, before any collection or training

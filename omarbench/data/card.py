@@ -112,7 +112,7 @@ def render_card(info: StoreInfo, agents: list[dict[str, Any]], png_name: str) ->
         "",
         "## Agents",
         "",
-        "| index | agent | role | obs dim | act dim | action mean | action std | fraction of |a| ≥ 0.99 "
+        "| index | agent | role | obs dim | act dim | action mean | action std | share saturated (abs ≥ 0.99) "
         "| mean reward per step |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -148,7 +148,8 @@ def render_card(info: StoreInfo, agents: list[dict[str, Any]], png_name: str) ->
     ]
     for level in ("random", "expert"):
         ref = refs.get(level) or {}
-        measured = (f"{_fmt(ref.get('mean'))} ± {_fmt(ref.get('std'))} ({_fmt(ref.get('episodes'))})"
+        std = None if ref.get("std") is None else float(ref["std"])
+        measured = (f"{_fmt(float(ref['mean']))} ± {_fmt(std)} ({_fmt(ref.get('episodes'))})"
                     if ref.get("mean") is not None else "not recorded")
         lines.append(f"| {level} | {measured} | {_fmt((paper or {}).get(level, {}).get('mean'))} |")
     if paper_ds:

@@ -50,13 +50,16 @@ def list_cmd(root: RootOpt = None) -> None:
         table.add_column(col, no_wrap=True)
     for e in entries:
         if e.error:
-            table.add_row(e.path.name, "", "", "", "", "", "", f"unreadable: {e.error}")
+            table.add_row(e.path.name, "", "", "", "", "", "", "unreadable")
             continue
         table.add_row(
             e.id, e.level, f"{e.n_transitions:,}", f"{e.n_episodes:,}", _num(e.mean_return, 2),
             _num(e.normalised), (e.digest or "")[:10], "yes" if e.complete else "NO",
         )
     console.print(table)
+    for e in entries:
+        if e.error:
+            console.print(f"unreadable {e.path.name}: {e.error}", markup=False)
 
 
 @app.command("info")

@@ -119,8 +119,6 @@ def load_dataset(
     arrays or chunks, wrong shapes), corrupt (a chunk fails its crc32c checksum) or of a newer schema.
     With ``check_digest`` (default) every array is also hashed and compared with the recorded digest.
     """
-    import torch
-
     dev = _torch_device(device)
     group, info = open_dataset(id_or_path, root)
     require_loadable(group, info)
@@ -136,6 +134,8 @@ def load_dataset(
         arrays[p] = read_into(group[p], out, info)
     if check_digest:
         _check_digest(info, arrays)
+
+    import torch
 
     def tensor(a: np.ndarray):
         t = torch.from_numpy(a)

@@ -2,14 +2,15 @@
 
 The paper's prey is a pretrained policy that stays fixed while the predators learn. omarbench makes
 its own: predators and prey are trained together with MATD3 (every agent learning) until the prey's
-return stops improving — the mean of its evaluation return over the last ``window`` checkpoints is no
-better than over the ``window`` before — or the step budget ends. Because the prey's return also falls
-as the predators get better, the rule only applies after a minimum budget (``MIN_CHECKPOINTS``
-checkpoints), so an early dip while the predators first learn to chase does not freeze a novice prey. The prey's actor from the last
-checkpoint is then frozen and written to ``omarbench/assets/prey/<task>.pt`` with a provenance file
-(``.json``: the training configuration, the evaluation curve, the digest of the weights and the
-command that regenerates them). From then on the reference environments and the engine drive the
-prey with it, and every dataset records its digest.
+return stops improving (the mean of its evaluation return over the last ``WINDOW`` checkpoints is no
+better than over the ``WINDOW`` before) or the step budget ends. Because the prey's return also falls
+as the predators get better, the rule only applies after a minimum budget (``MIN_CHECKPOINTS``), so an
+early dip while the predators first learn to chase does not freeze a novice prey.
+
+The prey's actor from the last checkpoint is then frozen and written to
+``omarbench/assets/prey/<task>.pt`` with a provenance file ``<task>.json`` (training configuration,
+evaluation curve, SHA-256 of the weights, the command that regenerates them). From then on the
+reference environments and the engine drive the prey with it, and every dataset records its digest.
 
 Regenerate: ``omarbench prey train tag`` (and ``world``).
 """

@@ -67,8 +67,8 @@ def preset_config(task: Task, preset: str = "paper") -> CollectConfig:
         steps = {"spread": 2_000_000, "tag": 1_500_000, "world": 1_500_000}.get(task.name, 2_000_000)
         run = RunConfig(total_steps=steps, num_envs=16, segment_episodes=25, matd3=matd3)
         return CollectConfig(run=run, medium_fraction=frac)
-    run = RunConfig(total_steps=200_000, num_envs=16, segment_episodes=25, matd3=matd3)
-    return CollectConfig(run=run, transitions=50_000, rollout_envs=500, reference_episodes=500,
+    run = RunConfig(total_steps=100_000, num_envs=16, segment_episodes=10, eval_episodes=50, matd3=matd3)
+    return CollectConfig(run=run, transitions=25_000, rollout_envs=500, reference_episodes=300,
                          medium_fraction=frac)
 
 

@@ -166,6 +166,28 @@ def test_reset_state_is_a_function_of_the_episode_seed():
     assert not np.array_equal(u[0], u[2])
 
 
+@pytest.mark.parametrize("task_id", ["spread-n8", "world:mpe2"])
+def test_a_copy_in_a_batch_steps_as_it_would_alone(task_id):
+    """Copy e of a batch seeded s is bit-identical to a lone environment seeded s + e."""
+    task = parse_task_id(task_id)
+    E, n_l = 6, len(task.learner_indices)
+    batch = make_vec_env(task, E, seed=0)
+    alone = [make_vec_env(task, 1, seed=e) for e in range(E)]
+    first = [batch.reset()] + [env.reset() for env in alone]
+    for e in range(E):
+        for o_batch, o_alone in zip(first[0], first[e + 1]):
+            np.testing.assert_array_equal(o_batch[e], o_alone[0])
+    rng = np.random.default_rng(0)
+    for _ in range(task.episode_length):
+        actions = rng.uniform(-1.3, 1.3, (E, n_l, 2))
+        s = batch.step(actions)
+        for e, env in enumerate(alone):
+            s1 = env.step(actions[e : e + 1])
+            np.testing.assert_array_equal(s.rewards[e], s1.rewards[0])
+            for o_batch, o_alone in zip(s.next_obs, s1.next_obs):
+                np.testing.assert_array_equal(o_batch[e], o_alone[0])
+
+
 @pytest.mark.parametrize("task_id,agent_half,landmark_half", [
     ("spread", 1.0, 1.0), ("spread-n5", 2.0, 2.0), ("spread-n20", 2.0, 2.0), ("spread-n5:mpe2", 1.0, 1.0),
     ("tag", 1.0, 0.9), ("world:mpe2", 1.0, 0.9),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from omarbench.data.stats import episode_returns, normalised_score
 from omarbench.data.store import StoreInfo, open_dataset, read_into, require_loadable
 from omarbench.errors import OmarbenchError, UsageError
 from omarbench.tasks.spec import Task
+
+READ_THREADS = 3  # arrays decoded (and hashed) at once; Zarr also decodes an array's chunks concurrently
 
 
 @dataclass
@@ -123,17 +126,24 @@ def load_dataset(
     group, info = open_dataset(id_or_path, root)
     require_loadable(group, info)
     n = info.n_transitions
-    arrays: dict[str, np.ndarray] = {}
     specs = schema.row_array_specs(info.task)
-    for p in schema.canonical_arrays(info.task):
+
+    def read(p: str) -> tuple[np.ndarray, str | None]:
+        """Decode one array into a fresh buffer, then hash it (hashlib releases the GIL)."""
         if p == schema.EPISODE_STARTS:
             out = np.empty(info.n_episodes + 1, dtype=np.int64)
         else:
             row, dtype = specs[p]
             out = np.empty((n, *row), dtype=dtype)
-        arrays[p] = read_into(group[p], out, info)
+        read_into(group[p], out, info)
+        return out, hashlib.sha256(schema.array_bytes(out)).hexdigest() if check_digest else None
+
+    paths = schema.canonical_arrays(info.task)
+    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:  # overlap decoding and hashing
+        results = dict(zip(paths, pool.map(read, paths)))
+    arrays = {p: a for p, (a, _) in results.items()}
     if check_digest:
-        _check_digest(info, arrays)
+        _check_digest(info, arrays, {p: h for p, (_, h) in results.items()})
 
     import torch
 
@@ -155,11 +165,9 @@ def load_dataset(
     )
 
 
-def _check_digest(info: StoreInfo, arrays: dict[str, np.ndarray]) -> None:
+def _check_digest(info: StoreInfo, arrays: dict[str, np.ndarray], hashes: dict[str, str]) -> None:
     recorded = info.attrs.get("array_digests") or {}
-    hashes = {}
     for p in schema.canonical_arrays(info.task):
-        hashes[p] = hashlib.sha256(schema.array_bytes(arrays[p])).hexdigest()
         if recorded.get(p) != hashes[p]:
             raise OmarbenchError(
                 f"dataset {info.label!r} is corrupt: {p} does not match its recorded digest; {info.verify_hint()}"

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from omarbench.behaviour.matd3 import MATD3, Actor, MATD3Config, ReplayBuffer
+from omarbench.errors import OmarbenchError
 from omarbench.tasks.envs import make_vec_env
 from omarbench.tasks.prey import FixedPolicy
 from omarbench.tasks.spec import Task
@@ -240,6 +241,11 @@ class BehaviourRun:
         np_rng = np.random.default_rng(self.seed + 2)
         env = make_vec_env(task, cfg.num_envs, self.backend, seed=self.seed, fixed_policy=self.fixed_policy)
         started = time.time()
+        if info and json.loads(json.dumps(cfg.to_dict())) != info.get("config"):
+            raise OmarbenchError(
+                f"the behaviour run in {str(self.dir)!r} was started with a different configuration; "
+                "use another --root or seed, or delete that directory to start over"
+            )
         if (self.dir / "state.pt").exists() and info:
             state = torch.load(self.dir / "state.pt", weights_only=False)
             learner.load_state_dict(state["learner"])

@@ -47,7 +47,7 @@ def test_member_of_a_batched_run_equals_a_lone_run(algo):
     for _ in range(8):
         batched.update()
         lone.update()
-    gb, gl = batched.groups[0], lone.groups[0]
+    gb, gl = batched.groups[0][0], lone.groups[0][0]
     for b, ll in zip(_all_state(gb, slice(4, 6)), _all_state(gl, slice(0, 2))):  # seed 2 = members 4, 5
         torch.testing.assert_close(b, ll, rtol=1e-5, atol=1e-6)
     # and the seeds really differ from each other
@@ -57,7 +57,7 @@ def test_member_of_a_batched_run_equals_a_lone_run(algo):
 def test_agents_of_one_seed_get_distinct_streams():
     ds = contextual_dataset(1024, n_agents=2)
     L = Learners(get_algorithm("bc")(get_algorithm("bc").config_cls(batch_size=16)), [0], ds)
-    g = L.groups[0]
+    g = L.groups[0][0]
     assert not torch.equal(g.actor.params.p["w1"][0], g.actor.params.p["w1"][1])
     g.sample()
     assert not torch.equal(g._idx[0], g._idx[1])
@@ -112,8 +112,7 @@ def test_twin_critic_sampled_pass_equals_repeat_and_concatenate():
             bn.weight.copy_(p["bn_w"][m]), bn.bias.copy_(p["bn_b"][m])
         xn = bn(x)
         for head in range(2):
-            w1 = torch.cat([p["w1o"][m, head], p["w1a"][m, head]], 0)
-            h = torch.relu(xn @ w1 + p["b1"][m, head, 0, 0])
+            h = torch.relu(xn @ p["w1"][m, head] + p["b1"][m, head, 0])
             h = torch.relu(h @ p["w2"][m, head] + p["b2"][m, head, 0])
             ref = (h @ p["w3"][m, head] + p["b3"][m, head, 0]).view(B, K)
             torch.testing.assert_close(q[m, head], ref, rtol=1e-4, atol=1e-5)
@@ -173,7 +172,7 @@ def test_omar_rectified_action_is_never_worse_than_the_policy_action():
     L = _learners("omar", ds, batch_size=128, lr=3e-3, tau=0.5)
     for _ in range(20):
         L.update()
-    g = L.groups[0]
+    g = L.groups[0][0]
     b = g.sample()
     with torch.no_grad():
         pi = g.actor(b.obs, train=True, update_stats=False)
@@ -188,7 +187,7 @@ def test_omar_rectified_action_is_never_worse_than_the_policy_action():
 
 def test_omar_search_width_never_collapses_to_zero():
     ds = contextual_dataset(256)
-    g = _learners("omar", ds, batch_size=64).groups[0]
+    g = _learners("omar", ds, batch_size=64).groups[0][0]
     b = g.sample()
     cfg = OMARConfig(omar_mu0=10.0, omar_sigma0=0.5)  # every sample clips to +1: the authors' σ = 0 case
     pi = torch.zeros(g.M, 64, 2)
@@ -219,7 +218,7 @@ def _ood_gap(alpha):
     L = _learners("cql", ds, batch_size=64, lr=3e-3, alpha=alpha)
     for _ in range(100):
         L.update()
-    g = L.groups[0]
+    g = L.groups[0][0]
     b = g.sample()
     with torch.no_grad():
         q_data = g.critic(b.obs, b.act.unsqueeze(2), heads=2).mean()
@@ -252,7 +251,7 @@ def test_icq_critic_target_with_flat_weights_is_the_sarsa_target():
     ds.truncations[-1] = True
     cls = get_algorithm("icq")
     L = Learners(cls(cls.config_cls(batch_size=64, beta_q=1e9)), [0], ds)
-    g = L.groups[0]
+    g = L.groups[0][0]
     b = g.sample()
     with torch.no_grad():
         y = g.algo.critic_target(g, b)

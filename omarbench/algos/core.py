@@ -31,6 +31,7 @@ from omarbench.nn import (
     BatchedActor,
     BatchedTwinCritic,
     FlatAdam,
+    keep_freed_memory,
     member_generators,
 )
 
@@ -146,7 +147,7 @@ class GroupLearner:
         algo: Algorithm,
         seeds: Sequence[int],
         agents: Sequence[int],
-        table: torch.Tensor,
+        table: dict[str, torch.Tensor],
         n_rows: int,
         obs_dim: int,
         act_dim: int,
@@ -182,10 +183,6 @@ class GroupLearner:
             self.critic_opt = FlatAdam(self.critic.params, cfg.lr)
         self._idx = torch.empty(M, cfg.batch_size, dtype=torch.long, device=self.device)
         self._noise: dict[tuple, torch.Tensor] = {}
-        do, da = obs_dim, act_dim
-        self._cols = {"obs": (0, do), "act": (do, do + da), "rew": (do + da, do + da + 1),
-                      "next_obs": (do + da + 1, 2 * do + da + 1), "done": (2 * do + da + 1, 2 * do + da + 2),
-                      "next_act": (2 * do + da + 2, 2 * do + 2 * da + 2)}
 
     # -- per-member randomness -----------------------------------------------------------------
     def sample(self) -> Batch:
@@ -196,15 +193,14 @@ class GroupLearner:
             idx[m].random_(0, high, generator=g)
         rows = idx if self.pool is None else self.pool[idx]
         flat = (rows + self.row_offset).view(-1)
-        t = self.table.index_select(0, flat).view(self.M, self.cfg.batch_size, -1)
-        c = self._cols
+        M, B = self.M, self.cfg.batch_size
 
-        def col(name):
-            lo, hi = c[name]
-            return t[..., lo:hi]
+        def field(name):
+            t = self.table[name]
+            return t.index_select(0, flat).view(M, B, *t.shape[1:])
 
-        return Batch(col("obs"), col("act"), col("rew")[..., 0], col("next_obs"), col("done")[..., 0],
-                     col("next_act") if self.algo.needs_next_actions else None)
+        return Batch(field("obs"), field("act"), field("rew"), field("next_obs"), field("done"),
+                     field("next_act") if self.algo.needs_next_actions else None)
 
     def _noise_buffer(self, kind: str, shape: tuple[int, ...]) -> torch.Tensor:
         key = (kind, shape)
@@ -309,15 +305,16 @@ def _t(x, device) -> torch.Tensor:
     return torch.as_tensor(_np(x), dtype=torch.float32, device=device)
 
 
-def build_table(dataset, agents: Sequence[int], needs_next_actions: bool, device) -> tuple[torch.Tensor, int,
+def build_table(dataset, agents: Sequence[int], needs_next_actions: bool, device) -> tuple[dict, int,
                                                                                           torch.Tensor | None]:
-    """Pack the group's agents' data into one ``[A·N, W]`` float32 table (one gather per round).
+    """Stack the group's agents' data into one table per field, ``[A·N, d]`` (row ``j·N + i`` is agent j's
+    transition i), so a minibatch of every member is one ``index_select`` per field into contiguous memory.
 
-    Columns: obs | act | reward | next_obs | done (terminal only: truncated episodes bootstrap) |
-    next_act (ICQ). Returns ``(table, N, pool)``; ``pool`` lists the rows ICQ may sample (rows with a
-    next action, or terminal rows), else ``None``.
+    Fields: obs, act, rew, next_obs, done (terminal only: truncated episodes bootstrap) and, for ICQ,
+    next_act. Returns ``(tables, N, pool)``; ``pool`` lists the rows ICQ may sample (rows with a next
+    action, or terminal rows), else ``None``.
     """
-    done = _t(dataset.terminals, device).view(-1, 1)
+    done = _t(dataset.terminals, device)
     n = done.shape[0]
     pool = None
     if needs_next_actions:
@@ -325,18 +322,20 @@ def build_table(dataset, agents: Sequence[int], needs_next_actions: bool, device
         pool = torch.as_tensor(np.flatnonzero(has_next | term), device=device)
         if len(pool) == 0:
             raise OmarbenchError(f"dataset {getattr(dataset, 'id', '?')} has no transition with a next action")
-    parts = []
-    for i in agents:
-        ag = dataset.agents[i]
-        cols = [_t(ag.observations, device), _t(ag.actions, device), _t(ag.rewards, device).view(-1, 1),
-                _t(ag.next_observations, device), done]
-        if needs_next_actions:
-            act = cols[1]
-            nxt = torch.zeros_like(act)
-            nxt[:-1] = act[1:]
-            cols.append(nxt)
-        parts.append(torch.cat(cols, 1))
-    return torch.cat(parts, 0).contiguous(), n, pool
+    ags = [dataset.agents[i] for i in agents]
+    tables = {
+        "obs": torch.cat([_t(a.observations, device) for a in ags]),
+        "act": torch.cat([_t(a.actions, device) for a in ags]),
+        "rew": torch.cat([_t(a.rewards, device).view(-1) for a in ags]),
+        "next_obs": torch.cat([_t(a.next_observations, device) for a in ags]),
+        "done": done.repeat(len(ags)),
+    }
+    if needs_next_actions:
+        act = tables["act"].view(len(ags), n, -1)
+        nxt = torch.zeros_like(act)
+        nxt[:, :-1] = act[:, 1:]
+        tables["next_act"] = nxt.view(len(ags) * n, -1)
+    return tables, n, pool
 
 
 def learner_groups(dataset) -> list[tuple[int, int, list[int]]]:
@@ -350,34 +349,54 @@ def learner_groups(dataset) -> list[tuple[int, int, list[int]]]:
 
 
 class Learners:
-    """Every group of a run: the object ``train`` drives (update rounds, deterministic actions)."""
+    """Every group of a run: the object ``train`` drives (update rounds, deterministic actions).
 
-    def __init__(self, algo: Algorithm, seeds: Sequence[int], dataset, device="cpu"):
+    ``seeds_per_chunk`` splits the seeds into chunks that get their own batched networks (a performance
+    knob only: members are independent, so results are the same for any chunking). ``None``: all seeds
+    in one chunk.
+    """
+
+    def __init__(self, algo: Algorithm, seeds: Sequence[int], dataset, device="cpu",
+                 seeds_per_chunk: int | None = None):
         self.algo, self.seeds, self.device = algo, list(seeds), torch.device(device)
         self.learner_indices = [int(i) for i in dataset.learner_indices]
-        self.groups: list[GroupLearner] = []
+        if self.device.type == "cpu":
+            keep_freed_memory()
+        step = len(self.seeds) if not seeds_per_chunk else max(1, int(seeds_per_chunk))
+        chunks = [list(range(i, min(i + step, len(self.seeds)))) for i in range(0, len(self.seeds), step)]
+        self.groups: list[tuple[GroupLearner, list[int]]] = []  # (learner, positions of its seeds)
         for do, da, agents in learner_groups(dataset):
             table, n, pool = build_table(dataset, agents, algo.needs_next_actions, self.device)
             if n < 1:
                 raise OmarbenchError(f"dataset {getattr(dataset, 'id', '?')} is empty")
-            self.groups.append(GroupLearner(algo, seeds, agents, table, n, do, da, pool, self.device))
+            for pos in chunks:
+                learner = GroupLearner(algo, [self.seeds[k] for k in pos], agents, table, n, do, da, pool,
+                                       self.device)
+                self.groups.append((learner, pos))
 
     def update(self) -> torch.Tensor:
         """One update round of every member. Returns losses ``[S, n_learners, 2]`` (critic, actor)."""
-        S = len(self.seeds)
-        return torch.cat([g.update().view(S, len(g.agents), 2) for g in self.groups], 1)
+        out = torch.empty(len(self.seeds), len(self.learner_indices), 2, device=self.device)
+        col = {a: k for k, a in enumerate(self.learner_indices)}
+        for g, pos in self.groups:
+            losses = g.update().view(len(pos), len(g.agents), 2)
+            idx = torch.tensor(pos, device=self.device)
+            for j, a in enumerate(g.agents):
+                out[idx, col[a]] = losses[:, j]
+        return out
 
     @torch.no_grad()
     def act(self, obs: Sequence[torch.Tensor]) -> torch.Tensor:
         """``obs[i]``: learner i's observations ``[S, E, do]`` → actions ``[S, E, n_learners, da]``."""
         S, E = obs[0].shape[0], obs[0].shape[1]
-        pos = {a: k for k, a in enumerate(self.learner_indices)}
+        col = {a: k for k, a in enumerate(self.learner_indices)}
         out = None
-        for g in self.groups:
-            x = torch.stack([obs[pos[a]] for a in g.agents], 1).view(g.M, E, g.obs_dim)  # seed-major
-            a = g.act(x).view(S, len(g.agents), E, g.act_dim)
+        for g, pos in self.groups:
+            idx = torch.tensor(pos, device=self.device)
+            x = torch.stack([obs[col[a]][idx] for a in g.agents], 1).view(g.M, E, g.obs_dim)  # seed-major
+            a = g.act(x).view(len(pos), len(g.agents), E, g.act_dim)
             if out is None:
                 out = torch.zeros(S, E, len(self.learner_indices), g.act_dim, device=self.device)
             for j, agent in enumerate(g.agents):
-                out[:, :, pos[agent]] = a[:, j]
+                out[idx, :, col[agent]] = a[:, j]
         return out

@@ -240,7 +240,8 @@ def train(
             "key": rs.run_key(name, task_obj.id, level, seed, preset, config, ds_info["digest"], version),
             "algo": name, "task": task_obj.id, "level": level, "seed": int(seed), "preset": preset,
             "config": config, "dataset": ds_info, "reference_returns": ref, "code_version": version,
-            "device": str(dev), "backend": backend, "status": "ok" if ok else "failed", "reason": None if ok else failed[k],
+            "device": str(dev), "backend": backend, "status": "ok" if ok else "failed",
+            "reason": None if ok else failed[k],
             "curve": curves[k], "final": fin if ok else None, "wall_time_s": wall, "created": rs.utc_now(),
         }
         rs.write_record(results_dir, record)

@@ -83,7 +83,7 @@ def test_card_writes_markdown_and_histogram(root, tmp_path):
     assert meta["digest"] in md and "tag-expert.returns.png" in md
     assert f"{meta['returns']['mean']:,.2f}" in md
     assert "| random | -3.00 ± 1.00 (50) | -4.10 |" in md and "| expert | 7.00 ± 1.00 (50) | 185.60 |" in md
-    assert "mean return 207.90" in md  # the authors' tag expert dataset
+    assert "mean return 207.90, normalised 111.8 with the paper's references" in md  # the authors' data
     assert "| 3 | prey_0 | fixed | 14 | 2 |" in md
     assert "arXiv:2111.11188" in md and "synthetic test data" in md
     assert not list((tmp_path / "cards").glob(".*partial"))

@@ -218,3 +218,15 @@ def test_second_writer_on_same_store_is_refused(tmp_path):
 
 def test_levels_constant():
     assert LEVELS == ("random", "medium-replay", "medium", "expert")
+
+
+def test_device_errors_are_one_line(tmp_path):
+    import torch
+
+    path = tmp_path / "tag-expert.zarr"
+    write_tag(path)
+    with pytest.raises(UsageError, match="unknown device 'gpu7'"):
+        load_dataset(path, device="gpu7")
+    if not torch.cuda.is_available():
+        with pytest.raises(OmarbenchError, match="device 'cuda' is not available here"):
+            load_dataset(path, device="cuda")

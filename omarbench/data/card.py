@@ -154,7 +154,9 @@ def render_card(info: StoreInfo, agents: list[dict[str, Any]], png_name: str) ->
         lines.append(f"| {level} | {measured} | {_fmt((paper or {}).get(level, {}).get('mean'))} |")
     if paper_ds:
         lines += ["", f"The authors' `{info.level}` dataset for this task held {_fmt(paper_ds['transitions'])} "
-                  f"transitions with mean return {_fmt(paper_ds['mean_return'])} (this dataset: {_fmt(mean)})."]
+                  f"transitions with mean return {_fmt(paper_ds['mean_return'])}, normalised "
+                  f"{_fmt(normalised_score(paper_ds['mean_return'], paper), 1)} with the paper's references "
+                  f"(this dataset: {_fmt(mean)}, {_fmt(norm_paper, 1)})."]
     lines += [
         "",
         f"Paper numbers: {paper_refs.CITATION}.",

@@ -105,9 +105,15 @@ def _torch_device(device: str):
     import torch
 
     try:
-        return torch.device(device)
+        dev = torch.device(device)
     except (RuntimeError, TypeError):
         raise UsageError(f"unknown device {device!r}; valid: cpu, cuda, cuda:N, mps") from None
+    try:
+        torch.empty(0, device=dev)
+    except (RuntimeError, AssertionError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise OmarbenchError(f"device {device!r} is not available here ({msg}); use device='cpu'") from None
+    return dev
 
 
 def load_dataset(

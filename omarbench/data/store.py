@@ -116,9 +116,14 @@ def incomplete_message(info: StoreInfo) -> str:
     )
 
 
-def structure_problems(group, info: StoreInfo, n_rows: int | None = None) -> list[str]:
-    """Arrays missing, of the wrong dtype or shape, or with chunks missing, for ``n_rows`` rows."""
-    n = info.n_transitions if n_rows is None else n_rows
+def structure_problems(group, info: StoreInfo) -> list[str]:
+    """Arrays missing, of the wrong dtype or shape, or with chunks missing.
+
+    A complete store's arrays must have exactly the recorded sizes. An incomplete store's may be longer
+    than its commit record (a killed writer's uncommitted tail, dropped on resume); only the committed
+    prefix must be there.
+    """
+    n = info.n_transitions
     problems: list[str] = []
     committed = info.attrs.get("committed", {})
     if info.complete and (
@@ -137,22 +142,24 @@ def structure_problems(group, info: StoreInfo, n_rows: int | None = None) -> lis
             continue
         if np.dtype(arr.dtype) != np.dtype(dtype):
             problems.append(f"{p}: dtype {arr.dtype}, expected {np.dtype(dtype)}")
-        if tuple(arr.shape) != shape:
-            problems.append(f"{p}: shape {tuple(arr.shape)}, metadata says {shape}")
+        got = tuple(arr.shape)
+        if got[1:] != shape[1:] or (got[0] != shape[0] if info.complete else got[0] < shape[0]):
+            problems.append(f"{p}: shape {got}, metadata says {shape}")
             continue
-        missing = missing_chunks(info.path, arr)
+        missing = missing_chunks(info.path, arr, shape[0])
         if missing:
             problems.append(f"{p}: {len(missing)} chunk(s) missing ({', '.join(missing[:3])})")
     return problems
 
 
-def missing_chunks(store_path: Path, arr) -> list[str]:
-    """Chunk keys an array's shape needs that are not on disk (Zarr would silently read fill values)."""
-    if arr.nchunks_initialized == arr.nchunks:
+def missing_chunks(store_path: Path, arr, n_rows: int | None = None) -> list[str]:
+    """Chunk keys holding rows ``[0, n_rows)`` that are not on disk (Zarr would silently read fill values)."""
+    n_rows = arr.shape[0] if n_rows is None else n_rows
+    if n_rows == arr.shape[0] and arr.nchunks_initialized == arr.nchunks:
         return []
     c = arr.chunks[0]
     tail = (0,) * (arr.ndim - 1)
-    keys = [arr.metadata.encode_chunk_key((i, *tail)) for i in range(-(-arr.shape[0] // c))]
+    keys = [arr.metadata.encode_chunk_key((i, *tail)) for i in range(-(-n_rows // c))]
     return [k for k in keys if not (store_path / arr.path / k).exists()]
 
 

@@ -81,13 +81,16 @@ def _check_chunks(group, info: StoreInfo, result: VerifyResult):
             arr = group[p]
         except Exception:
             continue  # reported by structure_problems
-        shapes[p] = tuple(arr.shape)
+        rows = arr.shape[0]
+        if not info.complete:  # only the committed prefix counts
+            rows = min(rows, info.n_episodes + 1 if p == schema.EPISODE_STARTS else info.n_transitions)
+        shapes[p] = (rows, *arr.shape[1:])
         c = arr.chunks[0]
         h = hashlib.sha256()
         good = True
         parts = []
-        for lo in range(0, arr.shape[0], c):
-            hi = min(arr.shape[0], lo + c)
+        for lo in range(0, rows, c):
+            hi = min(rows, lo + c)
             key = arr.metadata.encode_chunk_key((lo // c, *(0,) * (arr.ndim - 1)))
             result.chunks_checked += 1
             if not (info.path / p / key).exists():

@@ -352,7 +352,12 @@ class BatchedTwinCritic:
             x = x.view(M, B * K, d)
         h1 = torch.relu(torch.baddbmm(self._stack(p["b1"], H), x, self._stack(p["w1"], H)))
         h2 = torch.relu(torch.baddbmm(self._stack(p["b2"], H), h1, self._stack(p["w2"], H)))
-        q = torch.baddbmm(self._stack(p["b3"], H), h2, self._stack(p["w3"], H))
+        # the output layer is padded to two columns: a single [R, 64] x [64, 1] product takes a
+        # matrix-vector path whose rounding differs from the batched one, which would make a lone
+        # one-member run differ from the same member in a batch
+        w3 = torch.nn.functional.pad(self._stack(p["w3"], H), (0, 1))
+        b3 = torch.nn.functional.pad(self._stack(p["b3"], H), (0, 1))
+        q = torch.baddbmm(b3, h2, w3)[..., 0]
         return q.view(M, H, B, K)
 
     def _stack(self, t: torch.Tensor, H: int) -> torch.Tensor:

@@ -617,9 +617,12 @@ def run_sweep(
     hooks = hooks or default_hooks()
     t0 = time.perf_counter()
     outcome = SweepOutcome(planned=spec.n_runs)
-    results_dir = Path(spec.results_dir) if spec.results_dir else _default_results_dir(spec.root)
+    from omarbench.data.schema import preset_root
+
+    # datasets of a small-budget preset live in their own sub-root (see omarbench.data.preset_root)
+    root = str(preset_root(spec.root, spec.preset).absolute())
+    results_dir = Path(spec.results_dir) if spec.results_dir else _default_results_dir(root)
     results_dir = results_dir.expanduser().absolute()  # workers (Ray's too) may start in another directory
-    root = str(Path(spec.root).expanduser().absolute()) if spec.root else None
     spec = replace(spec, results_dir=str(results_dir), root=root)
     train_name = _callable_name(hooks.train)
 

@@ -98,3 +98,13 @@ def test_resume_after_kill_reproduces_the_uninterrupted_digests(spread_sets, tmp
 def test_bad_input_one_line(args, fragment):
     out = subprocess.run([sys.executable, "-m", "omarbench.cli", *args], capture_output=True, text=True)
     assert out.returncode == 2 and fragment in out.stderr and "Traceback" not in out.stderr
+
+
+def test_small_presets_keep_their_datasets_apart(tmp_path):
+    from omarbench.data import preset_root
+
+    assert preset_root(tmp_path, "paper") == tmp_path
+    assert preset_root(tmp_path, "quick") == tmp_path / "quick"
+    (path,) = collect("spread-n1", "random", root=tmp_path, preset="quick", progress=False, log=lambda s: None,
+                      config=tiny_config(total_steps=1_000, transitions=250))
+    assert path.parent == tmp_path / "quick"

@@ -28,7 +28,7 @@ import numpy as np
 
 from omarbench.behaviour.matd3 import Actor, MATD3Config
 from omarbench.behaviour.run import ActorPolicy, BehaviourRun, RunConfig, atomic_write_json
-from omarbench.data import LEVELS, DatasetWriter, dataset_id, dataset_path, default_root
+from omarbench.data import LEVELS, DatasetWriter, dataset_id, dataset_path, default_root, preset_root
 from omarbench.data.store import open_store
 from omarbench.errors import OmarbenchError, UsageError, bad_choice
 from omarbench.tasks.envs import make_vec_env
@@ -340,7 +340,7 @@ def collect(task_id: str, level: str = "all", *, transitions: int | None = None,
     if seed < 0:
         raise UsageError(f"--seed must be non-negative, got {seed}")
     cfg = config if config is not None else preset_config(task, preset)
-    base = Path(root).expanduser() if root is not None else default_root()
+    base = preset_root(root, preset)
     check_writable(base)
     make_vec_env(task, 1, backend)  # validates the backend before any work
     return Collector(task, cfg, seed=seed, root=base, backend=backend, preset=preset, log=log,

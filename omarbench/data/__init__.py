@@ -17,6 +17,7 @@ from omarbench.data.schema import (
     dataset_path,
     default_root,
     parse_dataset_id,
+    preset_root,
     resolve_dataset,
 )
 from omarbench.data.stats import normalised_score
@@ -26,5 +27,5 @@ from omarbench.data.writer import DatasetWriter
 __all__ = [
     "LEVELS", "SCHEMA_VERSION", "AgentData", "DatasetEntry", "DatasetWriter", "OfflineDataset", "VerifyResult",
     "compute_digest", "dataset_id", "dataset_path", "default_root", "list_datasets", "load_dataset",
-    "normalised_score", "parse_dataset_id", "resolve_dataset", "verify_dataset",
+    "normalised_score", "parse_dataset_id", "preset_root", "resolve_dataset", "verify_dataset",
 ]

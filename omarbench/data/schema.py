@@ -92,6 +92,16 @@ def default_root() -> Path:
     return Path("~/.local/share/omarbench/datasets").expanduser()
 
 
+def preset_root(root: str | os.PathLike | None, preset: str = "paper") -> Path:
+    """The data root a collection preset uses: ``root`` for ``paper``, ``root/<preset>`` otherwise.
+
+    Keeping small-budget datasets apart means a ``paper`` run can never pick up a ``quick`` dataset
+    of the same id (or the other way round).
+    """
+    base = Path(root).expanduser() if root is not None else default_root()
+    return base if preset == "paper" else base / preset
+
+
 def dataset_path(ds_id: str, root: str | os.PathLike | None = None) -> Path:
     task, level = parse_dataset_id(ds_id)
     base = Path(root).expanduser() if root is not None else default_root()

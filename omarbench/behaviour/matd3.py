@@ -35,6 +35,7 @@ class MATD3Config:
     policy_delay: int = 2
     grad_clip: float = 0.5
     action_l2: float = 1e-3  # actor loss += action_l2 * mean(π(o)²), as the authors' actors
+    lr_final_fraction: float = 1.0  # learning rates decay linearly to this fraction by the end of the run
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -173,6 +174,13 @@ class MATD3:
             m.train()
             for p in m.parameters():
                 p.requires_grad_(False)
+
+    def set_progress(self, fraction: float) -> None:
+        """Learning rates for a run ``fraction`` (0..1) of the way through (linear decay)."""
+        scale = 1.0 - (1.0 - self.cfg.lr_final_fraction) * min(max(fraction, 0.0), 1.0)
+        for opt, lr in ((self.actor_opt, self.cfg.actor_lr), (self.critic_opt, self.cfg.critic_lr)):
+            for group in opt.param_groups:
+                group["lr"] = lr * scale
 
     @torch.no_grad()
     def act(self, obs: list[np.ndarray], noise: float, rng: np.random.Generator | None = None) -> np.ndarray:

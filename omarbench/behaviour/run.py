@@ -241,7 +241,7 @@ class BehaviourRun:
         np_rng = np.random.default_rng(self.seed + 2)
         env = make_vec_env(task, cfg.num_envs, self.backend, seed=self.seed, fixed_policy=self.fixed_policy)
         started = time.time()
-        if info and json.loads(json.dumps(cfg.to_dict())) != info.get("config"):
+        if info and RunConfig.from_dict(info["config"]) != cfg:
             raise OmarbenchError(
                 f"the behaviour run in {str(self.dir)!r} was started with a different configuration; "
                 "use another --root or seed, or delete that directory to start over"
@@ -270,6 +270,7 @@ class BehaviourRun:
 
         while steps < cfg.total_steps and not should_stop():
             seg_started = time.time()
+            learner.set_progress(steps / cfg.total_steps)
             bufs: dict[str, list[np.ndarray]] = {}
             for _ in range(cfg.segment_episodes):
                 frames: dict[str, list[np.ndarray]] = {}

@@ -78,8 +78,21 @@ def test_spread_reset_range_grows_with_agents():
     assert np.abs(p_small).max() <= 1 and 1.5 < np.abs(p_large).max() <= 2
 
 
-def test_fixed_policy_slot_is_a_named_placeholder():
+def test_fixed_policy_slot_holds_the_shipped_prey_or_a_named_placeholder():
+    import json
+
+    from omarbench.tasks.prey import prey_asset_path
+
     assert fixed_policy_for(parse_task_id("spread")) is None
-    prey = fixed_policy_for(parse_task_id("tag"))
-    assert "placeholder" in prey.name
-    np.testing.assert_array_equal(prey(np.ones((5, 14))), np.zeros((5, 2)))
+    for tid in ("tag", "world"):
+        task = parse_task_id(tid)
+        prey = fixed_policy_for(task)
+        provenance = json.loads(prey_asset_path(task).with_suffix(".json").read_text())
+        assert prey.digest == provenance["sha256"] and prey.name.startswith("trained-prey-")
+        obs = np.random.default_rng(0).normal(size=(64, task.agents[3].obs_dim))
+        acts = prey(obs)
+        assert acts.shape == (64, 2) and np.all(np.abs(acts) <= 1)
+        np.testing.assert_array_equal(acts, prey(obs))  # deterministic
+    still = fixed_policy_for(parse_task_id("tag:mpe2"))  # no prey is shipped for the stock flavor
+    assert "placeholder" in still.name
+    np.testing.assert_array_equal(still(np.ones((5, 14))), np.zeros((5, 2)))

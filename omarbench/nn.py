@@ -244,7 +244,9 @@ def default_linear_init_(w: torch.Tensor, b: torch.Tensor, fan_in: int, gens, we
 class BatchedActor:
     """π(o) for M members: BatchNorm1d(obs) → Linear-ReLU-Linear-ReLU-Linear → tanh (authors' MLPNetwork).
 
-    Shapes: ``obs [M, B, obs_dim] → actions [M, B, act_dim]``. Weights are stored ``[M, in, out]``.
+    Shapes: ``obs [M, B, obs_dim] → actions [M, B, act_dim]``. Weights are stored ``[M, out, in]`` (as
+    ``nn.Linear`` stores them) and used transposed: the backward's ``grad @ W`` then reads a contiguous
+    matrix, which on this project's CPU made that product ~1.7x faster than through a transposed view.
     """
 
     def __init__(self, n_members: int, obs_dim: int, act_dim: int, hidden: int = 64, device="cpu",
@@ -254,9 +256,9 @@ class BatchedActor:
         self.params = FlatParams(
             {
                 "bn_w": (M, obs_dim), "bn_b": (M, obs_dim),
-                "w1": (M, obs_dim, h), "b1": (M, 1, h),
+                "w1": (M, h, obs_dim), "b1": (M, 1, h),
                 "w2": (M, h, h), "b2": (M, 1, h),
-                "w3": (M, h, act_dim), "b3": (M, 1, act_dim),
+                "w3": (M, act_dim, h), "b3": (M, 1, act_dim),
             },
             M, device,
         )
@@ -283,9 +285,9 @@ class BatchedActor:
             if self.stats is None:
                 raise RuntimeError("this actor keeps no running statistics (eval mode needs them)")
             x = _bn_eval(obs, p["bn_w"], p["bn_b"], self.stats, slice(None))
-        h = torch.relu(torch.baddbmm(p["b1"], x, p["w1"]))
-        h = torch.relu(torch.baddbmm(p["b2"], h, p["w2"]))
-        return torch.tanh(torch.baddbmm(p["b3"], h, p["w3"]))
+        h = torch.relu(torch.baddbmm(p["b1"], x, p["w1"].mT))
+        h = torch.relu(torch.baddbmm(p["b2"], h, p["w2"].mT))
+        return torch.tanh(torch.baddbmm(p["b3"], h, p["w3"].mT))
 
     __call__ = forward
 
@@ -300,8 +302,8 @@ class BatchedTwinCritic:
     those over the B rows, so they are computed on the B rows. Returns ``[M, H, B, K]`` for the
     requested heads (``heads=2``: both, ``heads=1``: Q1 only).
 
-    Weights are stored member-major with the head axis second (``w2 [M, H, h, h]``), so a two-head pass
-    is one batched matmul over ``M·H`` matrices.
+    Weights are stored member-major with the head axis second (``w2 [M, H, out, in]``), so a two-head
+    pass is one batched matmul over ``M·H`` matrices.
     """
 
     HEADS = 2
@@ -313,9 +315,9 @@ class BatchedTwinCritic:
         self.params = FlatParams(
             {
                 "bn_w": (M, d), "bn_b": (M, d),
-                "w1": (M, H, d, h), "b1": (M, H, 1, h),
+                "w1": (M, H, h, d), "b1": (M, H, 1, h),
                 "w2": (M, H, h, h), "b2": (M, H, 1, h),
-                "w3": (M, H, h, 1), "b3": (M, H, 1, 1),
+                "w3": (M, H, 1, h), "b3": (M, H, 1, 1),
             },
             M, device,
         )
@@ -350,14 +352,14 @@ class BatchedTwinCritic:
             x = x.view(M, 1, B * K, d).expand(M, H, B * K, d).reshape(M * H, B * K, d)
         else:
             x = x.view(M, B * K, d)
-        h1 = torch.relu(torch.baddbmm(self._stack(p["b1"], H), x, self._stack(p["w1"], H)))
-        h2 = torch.relu(torch.baddbmm(self._stack(p["b2"], H), h1, self._stack(p["w2"], H)))
+        h1 = torch.relu(torch.baddbmm(self._stack(p["b1"], H), x, self._stack(p["w1"], H).mT))
+        h2 = torch.relu(torch.baddbmm(self._stack(p["b2"], H), h1, self._stack(p["w2"], H).mT))
         # the output layer is padded to two columns: a single [R, 64] x [64, 1] product takes a
         # matrix-vector path whose rounding differs from the batched one, which would make a lone
         # one-member run differ from the same member in a batch
-        w3 = torch.nn.functional.pad(self._stack(p["w3"], H), (0, 1))
+        w3 = torch.nn.functional.pad(self._stack(p["w3"], H), (0, 0, 0, 1))
         b3 = torch.nn.functional.pad(self._stack(p["b3"], H), (0, 1))
-        q = torch.baddbmm(b3, h2, w3)[..., 0]
+        q = torch.baddbmm(b3, h2, w3.mT)[..., 0]
         return q.view(M, H, B, K)
 
     def _stack(self, t: torch.Tensor, H: int) -> torch.Tensor:

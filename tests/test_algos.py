@@ -83,7 +83,7 @@ def test_actor_matches_the_authors_network_in_train_and_eval_mode():
     with torch.no_grad():
         bn.weight.copy_(p["bn_w"][m]), bn.bias.copy_(p["bn_b"][m])
         for lin, w, b in zip(lins, ("w1", "w2", "w3"), ("b1", "b2", "b3")):
-            lin.weight.copy_(p[w][m].T), lin.bias.copy_(p[b][m, 0])
+            lin.weight.copy_(p[w][m]), lin.bias.copy_(p[b][m, 0])
 
     def ref(x):
         h = torch.relu(lins[0](bn(x)))
@@ -116,9 +116,9 @@ def test_twin_critic_sampled_pass_equals_repeat_and_concatenate():
             bn.weight.copy_(p["bn_w"][m]), bn.bias.copy_(p["bn_b"][m])
         xn = bn(x)
         for head in range(2):
-            h = torch.relu(xn @ p["w1"][m, head] + p["b1"][m, head, 0])
-            h = torch.relu(h @ p["w2"][m, head] + p["b2"][m, head, 0])
-            ref = (h @ p["w3"][m, head] + p["b3"][m, head, 0]).view(B, K)
+            h = torch.relu(xn @ p["w1"][m, head].T + p["b1"][m, head, 0])
+            h = torch.relu(h @ p["w2"][m, head].T + p["b2"][m, head, 0])
+            ref = (h @ p["w3"][m, head].T + p["b3"][m, head, 0]).view(B, K)
             torch.testing.assert_close(q[m, head], ref, rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(net(obs, act, heads=1)[m, 0], q[m, 0], rtol=1e-5, atol=1e-6)
 

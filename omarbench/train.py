@@ -173,6 +173,8 @@ def train(
     ds_task = getattr(dataset, "task", None)
     if ds_task is not None and getattr(ds_task, "id", task_obj.id) != task_obj.id:
         raise UsageError(f"dataset {dataset.id!r} is for task {ds_task.id!r}, not {task_obj.id!r}")
+    if getattr(dataset, "level", level) != level:
+        raise UsageError(f"dataset {dataset.id!r} is of level {dataset.level!r}, not {level!r}")
     if results_dir is None:
         from omarbench.data import default_root
 
@@ -181,6 +183,9 @@ def train(
     t0 = time.perf_counter()
     learners = Learners(get_algorithm(name)(cfg), seeds, dataset, dev)
     ref = _reference(dataset)
+    ds_info = {"id": str(getattr(dataset, "id", "")), "digest": getattr(dataset, "digest", None),
+               "n_transitions": int(getattr(dataset, "n_transitions", 0))}
+    del dataset  # the learners hold their own copy of what they sample; free the loaded arrays
     curves: list[list[dict]] = [[] for _ in seeds]
     failed: dict[int, str] = {}
     S = len(seeds)
@@ -225,8 +230,6 @@ def train(
 
     version = rs.code_version()
     config = cfg.to_dict()
-    ds_info = {"id": str(getattr(dataset, "id", "")), "digest": getattr(dataset, "digest", None),
-               "n_transitions": int(getattr(dataset, "n_transitions", 0))}
     records = []
     for k, seed in enumerate(seeds):
         ok = k not in failed and final is not None

@@ -301,3 +301,81 @@ def test_config_overrides_are_typed_and_checked():
         cfg.replace(rounds="many")
     with pytest.raises(UsageError, match="batch_size must be a positive integer"):
         cfg.replace(batch_size=0)
+
+
+def _copy_into_baseline(g, ag, m=0):
+    """Load member m of a batched group into the bench's per-agent modules (the authors' layout)."""
+    p = g.actor.params.p
+    with torch.no_grad():
+        ag.pi.bn.weight.copy_(p["bn_w"][m]), ag.pi.bn.bias.copy_(p["bn_b"][m])
+        for lin, k in zip((ag.pi.f1, ag.pi.f2, ag.pi.f3), "123"):
+            lin.weight.copy_(p[f"w{k}"][m]), lin.bias.copy_(p[f"b{k}"][m, 0])
+        ag.pi_t.load_state_dict(ag.pi.state_dict())
+        if g.algo.uses_critic:
+            c = g.critic.params.p
+            ag.q.bn.weight.copy_(c["bn_w"][m]), ag.q.bn.bias.copy_(c["bn_b"][m])
+            for head, seq in enumerate((ag.q.q1, ag.q.q2)):
+                for layer, k in zip((seq[0], seq[2], seq[4]), "123"):
+                    layer.weight.copy_(c[f"w{k}"][m, head]), layer.bias.copy_(c[f"b{k}"][m, head, 0])
+            ag.q_t.load_state_dict(ag.q.state_dict())
+
+
+@pytest.mark.parametrize("algo", ["MA-TD3+BC", "MA-ICQ", "BC", "MA-CQL", "OMAR"])
+def test_one_update_matches_the_authors_per_agent_formulation(algo):
+    """Same weights, same minibatch: the batched update's clipped gradients, new weights and actor
+    BatchNorm statistics equal those of plain nn.Modules updated as the authors' MATD3.update does."""
+    from omarbench.bench import zoo
+
+    ds = contextual_dataset(512, obs_dims=[zoo.OBS])
+    for ag in ds.agents:  # episode-ordered rows, so MA-ICQ has next actions
+        ag.next_observations = torch.roll(ag.observations, -1, 0)
+    ds.terminals[:] = False
+    ds.truncations[:] = False
+    ds.truncations[-1] = True
+    cls = get_algorithm(algo)
+    B = 64
+    cfg = cls.config_cls(batch_size=B, **({"tau": 0.5} if algo == "OMAR" else {}))
+    g = Learners(cls(cfg), [0], ds).groups[0][0]
+    base = zoo._Agent(cfg, g.algo.uses_critic)
+    _copy_into_baseline(g, base)
+    batch = g.sample()
+    g.sample = lambda: batch  # the update below uses exactly this minibatch
+    # the sampled actions the baseline will draw from the global generator, in its order: CQL's uniform
+    # actions (row b·K + k), then OMAR's three Gaussian draws [S, B, d]
+    torch.manual_seed(123)
+    K, S = getattr(cfg, "cql_actions", 10), getattr(cfg, "omar_samples", 10)
+    uniform = torch.empty(B * K, 2).uniform_(-1, 1).view(1, B, K, 2)
+    normals = iter([torch.empty(S, B, 2).normal_().permute(1, 0, 2).unsqueeze(0) for _ in range(3)])
+    g.uniform = lambda *shape: uniform
+    g.normal = lambda *shape: next(normals)
+    g.update()
+    torch.manual_seed(123)
+    b = {k: getattr(batch, k)[0] for k in ("obs", "act", "rew", "next_obs", "done")}
+    a2 = batch.next_act[0] if batch.next_act is not None else None
+    critic_grads = {}
+    if g.algo.uses_critic:  # the critic's gradients as its optimiser saw them (the authors' actor step
+        step = base.q_opt.step  # later adds its own backward through Q to .grad)
+
+        def record_then_step():
+            critic_grads.update({id(q): q.grad.clone() for q in base.q.parameters()})
+            step()
+
+        base.q_opt.step = record_then_step
+    zoo._baseline_update(algo, cfg, base, b["obs"], b["act"], b["rew"].view(-1, 1), b["next_obs"],
+                         b["done"].view(-1, 1), a2)
+    p = g.actor.params.p
+    pairs = [(p["bn_w"], (0,), base.pi.bn.weight), (p["w1"], (0,), base.pi.f1.weight),
+             (p["w2"], (0,), base.pi.f2.weight), (p["w3"], (0,), base.pi.f3.weight),
+             (p["b3"], (0,), base.pi.f3.bias)]
+    if g.algo.uses_critic:
+        c = g.critic.params.p
+        pairs += [(c["bn_b"], (0,), base.q.bn.bias), (c["w1"], (0, 0), base.q.q1[0].weight),
+                  (c["w2"], (0, 1), base.q.q2[2].weight), (c["w3"], (0, 0), base.q.q1[4].weight),
+                  (c["b2"], (0, 1), base.q.q2[2].bias)]
+    for ours, at, theirs in pairs:
+        their_grad = critic_grads.get(id(theirs), theirs.grad)
+        torch.testing.assert_close(ours.grad[at].reshape(theirs.shape), their_grad, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(ours.detach()[at].reshape(theirs.shape), theirs.detach(), rtol=1e-4,
+                                   atol=1e-5)
+    torch.testing.assert_close(g.actor.stats.mean[0], base.pi.bn.running_mean)
+    torch.testing.assert_close(g.actor.stats.var[0], base.pi.bn.running_var)

@@ -620,6 +620,7 @@ def run_sweep(
     from omarbench.data.schema import preset_root
 
     # datasets of a small-budget preset live in their own sub-root (see omarbench.data.preset_root)
+    user_root = spec.root  # the collector applies the preset's sub-root itself
     root = str(preset_root(spec.root, spec.preset).absolute())
     results_dir = Path(spec.results_dir) if spec.results_dir else _default_results_dir(root)
     results_dir = results_dir.expanduser().absolute()  # workers (Ray's too) may start in another directory
@@ -654,7 +655,7 @@ def run_sweep(
             console.print(f"collecting missing dataset {did} (preset {spec.preset}) ...", markup=False,
                           highlight=False)
             try:
-                hooks.ensure_dataset(task, level, preset=spec.preset, root=spec.root, backend=spec.backend,
+                hooks.ensure_dataset(task, level, preset=spec.preset, root=user_root, backend=spec.backend,
                                      progress=progress)
                 infos[(task, level)] = hooks.dataset_info(task, level, spec.root)
                 if infos[(task, level)] is None:

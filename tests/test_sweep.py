@@ -415,3 +415,26 @@ def test_ray_executor_runs_two_jobs_on_a_local_instance(tmp_path):
         ray.shutdown()
     assert out.exit_code == 0 and out.ok == 4 and len(out.jobs) == 2
     assert ok_runs(spec.results_dir) == {(a, "spread", "medium", s) for a in ("MA-CQL", "OMAR") for s in (0, 1)}
+
+
+def test_quick_preset_collects_and_finds_datasets_in_one_sub_root(tmp_path):
+    """The collector is given the user's root (it adds the preset's sub-root); lookups use the sub-root."""
+    from omarbench.data import preset_root
+
+    seen = {"info": set(), "ensure": set()}
+    present: set = set()
+    hooks = fake_hooks(present=present)
+    info, ensure = hooks.dataset_info, hooks.ensure_dataset
+
+    def info_rec(task, level, root):
+        seen["info"].add(root)
+        return info(task, level, root)
+
+    def ensure_rec(task, level, **kw):
+        seen["ensure"].add(str(preset_root(kw["root"], kw["preset"]).absolute()))
+        return ensure(task, level, **kw)
+
+    hooks.dataset_info, hooks.ensure_dataset = info_rec, ensure_rec
+    spec = small_spec(tmp_path, preset="quick", root=str(tmp_path / "data"), results_dir=None)
+    sweep.run_sweep(spec, hooks=hooks, progress=False)
+    assert seen["ensure"] == seen["info"] == {str(tmp_path / "data" / "quick")}

@@ -36,6 +36,9 @@ import torch
 
 BN_EPS = 1e-5
 BN_MOMENTUM = 0.1
+# rows per chunk of a critic pass that needs no gradients (OMAR's search): a [members, 512, 64]
+# activation stays in cache, which made a search pass ~1.5x faster than one pass over all rows
+NOGRAD_CHUNK_ROWS = 512
 
 # purposes of the per-member random streams (part of the seed derivation: never renumber)
 INIT, MINIBATCH, NOISE = 0, 1, 2
@@ -352,14 +355,24 @@ class BatchedTwinCritic:
             x = x.view(M, 1, B * K, d).expand(M, H, B * K, d).reshape(M * H, B * K, d)
         else:
             x = x.view(M, B * K, d)
-        h1 = torch.relu(torch.baddbmm(self._stack(p["b1"], H), x, self._stack(p["w1"], H).mT))
-        h2 = torch.relu(torch.baddbmm(self._stack(p["b2"], H), h1, self._stack(p["w2"], H).mT))
+        w1, b1 = self._stack(p["w1"], H).mT, self._stack(p["b1"], H)
+        w2, b2 = self._stack(p["w2"], H).mT, self._stack(p["b2"], H)
         # the output layer is padded to two columns: a single [R, 64] x [64, 1] product takes a
         # matrix-vector path whose rounding differs from the batched one, which would make a lone
         # one-member run differ from the same member in a batch
-        w3 = torch.nn.functional.pad(self._stack(p["w3"], H), (0, 0, 0, 1))
+        w3 = torch.nn.functional.pad(self._stack(p["w3"], H), (0, 0, 0, 1)).mT
         b3 = torch.nn.functional.pad(self._stack(p["b3"], H), (0, 1))
-        q = torch.baddbmm(b3, h2, w3.mT)[..., 0]
+        rows = B * K
+        if torch.is_grad_enabled() or rows <= NOGRAD_CHUNK_ROWS:
+            h1 = torch.relu(torch.baddbmm(b1, x, w1))
+            h2 = torch.relu(torch.baddbmm(b2, h1, w2))
+            q = torch.baddbmm(b3, h2, w3)[..., 0]
+        else:  # no autograd to feed (OMAR's search): go through the rows in cache-sized chunks
+            q = torch.empty(x.shape[0], rows, device=x.device)
+            for i in range(0, rows, NOGRAD_CHUNK_ROWS):
+                h = torch.baddbmm(b1, x[:, i : i + NOGRAD_CHUNK_ROWS], w1).relu_()
+                h = torch.baddbmm(b2, h, w2).relu_()
+                q[:, i : i + NOGRAD_CHUNK_ROWS] = torch.baddbmm(b3, h, w3)[..., 0]
         return q.view(M, H, B, K)
 
     def _stack(self, t: torch.Tensor, H: int) -> torch.Tensor:

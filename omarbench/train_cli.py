@@ -32,12 +32,15 @@ def train_command(
         list[str] | None, typer.Option("--set", help="Override a hyperparameter: --set rounds=500 (repeatable).")
     ] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Live progress bar.")] = True,
+    threads: Annotated[
+        int | None, typer.Option("--threads", help="Torch threads (default: torch's, one per core).")
+    ] = None,
 ) -> None:
     """Train one offline algorithm on one dataset; one run record per seed."""
     from rich.console import Console
 
     from omarbench.algos import canonical_name
-    from omarbench.errors import bad_choice
+    from omarbench.errors import UsageError, bad_choice
     from omarbench.presets import check_level, check_preset, make_config, parse_overrides
     from omarbench.sweep import parse_seeds
     from omarbench.tasks.envs import BACKENDS
@@ -53,6 +56,12 @@ def train_command(
     seed_list = list(parse_seeds(seeds))
     overrides = parse_overrides(set_)
     make_config(name, task_obj, level, preset, overrides)  # bad overrides fail before any work
+    if threads is not None:
+        if threads < 1:
+            raise UsageError(f"--threads must be a positive integer, got {threads}")
+        import torch
+
+        torch.set_num_threads(threads)
     console = Console()
     records = train(name, task_obj, level, seed_list, preset=preset, root=str(root) if root else None,
                     results_dir=str(results) if results else None, device=device, backend=backend,

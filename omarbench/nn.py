@@ -3,9 +3,10 @@
 The offline learners (PROTOCOL §5) are small: input BatchNorm, Linear-ReLU-Linear-ReLU-Linear, hidden
 64. Training five seeds of three agents as fifteen separate modules spends most of its time in Python and
 in tiny kernels; here every weight has a leading *member* axis and a layer is one batched matmul over all
-members (``torch.matmul`` / ``bmm``). On this project's CPU a batched matmul layer was measured against
-``torch.func.stack_module_state`` + ``vmap`` (see ``omarbench/bench/zoo.py`` and the README): the plain
-batched layer is as fast or faster and needs no functional-call machinery, so it is what we use.
+members (``baddbmm``). On this project's CPU a batched matmul layer was measured against
+``torch.func.stack_module_state`` + ``vmap`` (``omarbench/bench/zoo.py``, figures in the README): they tie
+within noise (7.5 vs 8.1 ms forward+backward for 15 members), and the plain batched layer needs no
+functional-call machinery, so it is what we use.
 
 Three pieces:
 

@@ -58,6 +58,24 @@ def test_member_of_a_batched_run_equals_a_lone_run(algo, n_agents):
     assert not torch.allclose(gb.actor.params.p["w1"][0], gb.actor.params.p["w1"][2])
 
 
+def test_agents_with_different_observation_sizes_train_in_separate_groups():
+    ds = contextual_dataset(512, obs_dims=[6, 9, 6])
+    cls = get_algorithm("td3bc")
+    cfg = cls.config_cls(batch_size=16)
+    L = Learners(cls(cfg), [0, 1], ds)
+    assert sorted((g.obs_dim, tuple(g.agents)) for g, _ in L.groups) == [(6, (0, 2)), (9, (1,))]
+    losses = L.update()
+    assert losses.shape == (2, 3, 2) and torch.isfinite(losses).all()
+    obs = [torch.randn(2, 5, d) for d in (6, 9, 6)]
+    assert L.act(obs).shape == (2, 5, 3, 2)
+    lone = Learners(cls(cfg), [1], ds)
+    lone.update()
+    odd = [g for g, _ in L.groups if g.obs_dim == 9][0]
+    odd_lone = [g for g, _ in lone.groups if g.obs_dim == 9][0]
+    torch.testing.assert_close(odd.actor.params.p["w1"].detach()[1], odd_lone.actor.params.p["w1"].detach()[0])
+    torch.testing.assert_close(L.act(obs)[1], lone.act([o[1:] for o in obs])[0])
+
+
 def test_agents_of_one_seed_get_distinct_streams():
     ds = contextual_dataset(1024, n_agents=2)
     L = Learners(get_algorithm("bc")(get_algorithm("bc").config_cls(batch_size=16)), [0], ds)

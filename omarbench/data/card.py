@@ -76,8 +76,21 @@ def _histogram(returns: np.ndarray, info: StoreInfo, path: Path) -> None:
     plt.close(fig)
 
 
-def render_card(info: StoreInfo, agents: list[dict[str, Any]], png_name: str) -> str:
-    """The card's Markdown text."""
+def _differences(refs: dict[str, Any], paper: dict[str, Any] | None) -> list[str]:
+    """Our reference returns against the paper's: by how much they differ."""
+    rows = []
+    for level in ("random", "expert"):
+        ours, theirs = (refs.get(level) or {}).get("mean"), ((paper or {}).get(level) or {}).get("mean")
+        if ours is None or theirs is None:
+            continue
+        diff = float(ours) - float(theirs)
+        rel = f" ({100 * diff / abs(theirs):+.1f}%)" if theirs else ""
+        rows.append(f"- {level} reference: ours {float(ours):.1f}, paper {float(theirs):.1f}: {diff:+.1f}{rel}")
+    return rows
+
+
+def render_card(info: StoreInfo, agents: list[dict[str, Any]], png_name: str, notes: str | None = None) -> str:
+    """The card's Markdown text; ``notes`` (maintainers' explanation of differences) is included verbatim."""
     a = info.attrs
     task = info.task
     stats = info.returns
@@ -157,6 +170,11 @@ def render_card(info: StoreInfo, agents: list[dict[str, Any]], png_name: str) ->
                   f"transitions with mean return {_fmt(paper_ds['mean_return'])}, normalised "
                   f"{_fmt(normalised_score(paper_ds['mean_return'], paper), 1)} with the paper's references "
                   f"(this dataset: {_fmt(mean)}, {_fmt(norm_paper, 1)})."]
+    diffs = _differences(refs, paper)
+    if diffs or notes:
+        lines += ["", "## Differences from the paper", ""] + diffs
+        if notes:
+            lines += ["", notes.strip()]
     lines += [
         "",
         f"Paper numbers: {paper_refs.CITATION}.",
@@ -197,12 +215,19 @@ def render_card(info: StoreInfo, agents: list[dict[str, Any]], png_name: str) ->
     return "\n".join(lines)
 
 
+NOTES_DIR = "notes"
+
+
 def write_card(
     id_or_path: str | os.PathLike,
     root: str | os.PathLike | None = None,
     out_dir: str | os.PathLike = DEFAULT_CARD_DIR,
 ) -> tuple[Path, Path]:
-    """Write ``<out_dir>/<id>.md`` (``':'`` as ``'+'``) and ``<id>.returns.png``; return both paths."""
+    """Write ``<out_dir>/<id>.md`` (``':'`` as ``'+'``) and ``<id>.returns.png``; return both paths.
+
+    A maintainers' note for the task, ``<out_dir>/notes/<task id>.md``, is included under "Differences
+    from the paper" when it exists (why our numbers differ; the differences themselves are computed).
+    """
     group, info = open_dataset(id_or_path, root)
     require_loadable(group, info)
     returns, agents = _read_numbers(group, info)
@@ -210,10 +235,12 @@ def write_card(
     out.mkdir(parents=True, exist_ok=True)
     stem = schema.store_name(info.id)[: -len(schema.STORE_SUFFIX)]
     md, png = out / f"{stem}.md", out / f"{stem}.returns.png"
+    notes_file = out / NOTES_DIR / f"{info.task.id.replace(':', '+')}.md"  # per task, written by maintainers
+    notes = notes_file.read_text() if notes_file.exists() else None
     tmp_md, tmp_png = out / f".{md.name}.partial", out / f".{png.name}.partial"
     try:
         _histogram(returns, info, tmp_png)
-        tmp_md.write_text(render_card(info, agents, png.name))
+        tmp_md.write_text(render_card(info, agents, png.name, notes))
         os.replace(tmp_png, png)
         os.replace(tmp_md, md)
     finally:

@@ -72,9 +72,9 @@ def train_command(
             norm = "" if fin["normalised"] is None else f", normalised {fin['normalised']:.1f}"
             console.print(f"{name} {task_obj.id} {level} seed {rec['seed']}: return {fin['return']:.2f} "
                           f"± {fin['return_std']:.2f} over {fin['episodes']} episodes{norm}",
-                          markup=False, highlight=False)
+                          markup=False, highlight=False, soft_wrap=True)
         else:
             console.print(f"{name} {task_obj.id} {level} seed {rec['seed']}: failed: {rec['reason']}",
-                          markup=False, highlight=False)
+                          markup=False, highlight=False, soft_wrap=True)
     if any(r["status"] != "ok" for r in records):
         raise typer.Exit(1)

@@ -10,7 +10,8 @@ import typer
 
 def report_command(
     results: Annotated[
-        Path | None, typer.Option("--results", help="Results directory (default: <data root>/results).")
+        Path | None, typer.Option("--results", help="Results directory (default: <data root>/results; "
+                                                "<data root>/quick/results with --preset quick).")
     ] = None,
     out: Annotated[Path, typer.Option("--out", help="Where to write the tables and figures.")] = Path(
         "leaderboards"
@@ -38,7 +39,11 @@ def report_command(
 
     check_choice("references", references, REFERENCES)
     task_list = parse_tasks(tasks) if tasks else None
-    results_dir = results if results is not None else default_root(root) / "results"
+    from omarbench.data.schema import preset_root
+
+    # the default results directory follows the preset's data root, as in ``omarbench eval``
+    data_root = preset_root(default_root(root), preset or "paper")
+    results_dir = results if results is not None else data_root / "results"
     summary = build_report(results_dir, out, references=references, scaling=scaling, preset=preset,
                            tasks=task_list)
     console = Console()

@@ -26,3 +26,14 @@ def golden():
 
     with np.load(DATA / "omar_mpe_golden.npz") as z:
         return {k: z[k] for k in z.files}
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run a test with one torch thread (reductions then round the same way in every run)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

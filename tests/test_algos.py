@@ -17,12 +17,7 @@ from omarbench.nn import BatchedActor, BatchedTwinCritic, FlatAdam, FlatParams
 ALIASES = {"MA-ICQ": "icq", "MA-TD3+BC": "td3bc", "MA-CQL": "cql", "OMAR": "omar", "BC": "bc"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # bit-level comparisons need one thread
 
 
 def _all_state(group, members):

@@ -25,12 +25,7 @@ def spread_data():
     return rollout_dataset(TASK, episodes=8)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # bit-level comparisons need one thread
 
 
 def test_records_follow_the_contract(tmp_path, spread_data):

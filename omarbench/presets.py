@@ -4,7 +4,7 @@
 (spread 2,000, random 6,000; tag 2,000, medium-replay 1,000; world 1,000), evaluation every 10 rounds
 on 10 episodes, and the per-dataset OMAR τ / CQL α table of their ``env_config_map``. ``quick`` keeps
 every coefficient but shrinks the budget so the whole grid (5 algorithms × 3 tasks × 4 levels) runs as
-a smoke test in minutes: 200 rounds of batch 256, evaluation every 50 rounds. Every value can be
+a smoke test in minutes: 400 rounds of batch 256, evaluation every 50 rounds. Every value can be
 overridden (``overrides={"rounds": 500}`` / ``--set rounds=500``).
 
 Tasks other than the paper's three use the table row of their family: ``spread-nN`` and ``spread:mpe2``
@@ -38,7 +38,7 @@ PAPER_COEFFICIENTS: dict[str, dict[str, tuple[float, float]]] = {
     "world": {"random": (1.0, 0.5), "medium-replay": (0.7, 1.0), "medium": (0.1, 0.5), "expert": (0.9, 5.0)},
 }
 
-QUICK: dict[str, Any] = {"rounds": 200, "batch_size": 256, "eval_every": 50, "eval_episodes": 10,
+QUICK: dict[str, Any] = {"rounds": 400, "batch_size": 256, "eval_every": 50, "eval_episodes": 10,
                          "final_episodes": 100}
 
 

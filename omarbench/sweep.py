@@ -44,6 +44,7 @@ ALL_ALGOS: tuple[str, ...] = PAPER_ALGOS + ("BC",)
 LEVELS: tuple[str, ...] = ("random", "medium-replay", "medium", "expert")
 PAPER_TASKS: tuple[str, ...] = ("spread", "tag", "world")
 PRESETS: tuple[str, ...] = ("quick", "paper")
+DEFAULT_SEEDS: dict[str, int] = {"paper": 5, "quick": 2}  # seeds per run when --seeds is not given
 BACKENDS: tuple[str, ...] = ("numpy", "mpe2")
 EXECUTORS: tuple[str, ...] = ("local", "ray")
 SCALING_ALGOS: tuple[str, ...] = ("MA-CQL", "OMAR")

@@ -25,8 +25,10 @@ def eval_command(
         str | None, typer.Option("--levels", help="all (default) or a comma list of dataset levels.")
     ] = None,
     seeds: Annotated[
-        str, typer.Option("--seeds", help="A count (5 = seeds 0-4), a list (0,1,2) or a range (0-4).")
-    ] = "5",
+        str | None,
+        typer.Option("--seeds", help="A count (5 = seeds 0-4), a list (0,1,2) or a range (0-4). "
+                                     "Default: 5 with --preset paper, 2 with --preset quick."),
+    ] = None,
     preset: Annotated[str, typer.Option("--preset", help="Training budget: quick or paper.")] = "paper",
     jobs: Annotated[
         int | None, typer.Option("--jobs", help="Jobs at a time (default: one per core, threads split evenly).")
@@ -58,8 +60,8 @@ def eval_command(
 
     from omarbench import sweep
 
-    seed_list = sweep.parse_seeds(seeds)
     sweep.check_choice("preset", preset, sweep.PRESETS)
+    seed_list = sweep.parse_seeds(seeds if seeds is not None else str(sweep.DEFAULT_SEEDS[preset]))
     sweep.check_choice("executor", executor, sweep.EXECUTORS)
     sweep.check_choice("backend", backend, sweep.BACKENDS)
     if jobs is not None and jobs < 1:

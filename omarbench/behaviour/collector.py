@@ -69,8 +69,8 @@ def preset_config(task: Task, preset: str = "paper") -> CollectConfig:
             matd3 = replace(matd3, lr_final_fraction=0.1)
         run = RunConfig(total_steps=steps, num_envs=16, segment_episodes=25, matd3=matd3)
         return CollectConfig(run=run, medium_fraction=frac)
-    run = RunConfig(total_steps=100_000, num_envs=16, segment_episodes=10, eval_episodes=50, matd3=matd3)
-    return CollectConfig(run=run, transitions=25_000, rollout_envs=500, reference_episodes=300,
+    run = RunConfig(total_steps=300_000, num_envs=16, segment_episodes=10, eval_episodes=50, matd3=matd3)
+    return CollectConfig(run=run, transitions=50_000, rollout_envs=500, reference_episodes=300,
                          medium_fraction=frac)
 
 

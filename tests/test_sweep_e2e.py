@@ -35,9 +35,12 @@ def make_dataset(root, task_id, level, episodes=40, seed=0):
 @pytest.mark.slow
 def test_eval_then_report_with_the_real_trainer(tmp_path):
     pytest.importorskip("omarbench.train", reason="the offline trainer is not in this build")
+    from omarbench.data import preset_root
+
     root = tmp_path / "data"
+    quick_root = preset_root(root, "quick")  # where the quick preset keeps its datasets and results
     for task in ("spread", "tag"):
-        make_dataset(root, task, "medium")
+        make_dataset(quick_root, task, "medium")
     spec = sweep.SweepSpec(algos=("MA-CQL", "OMAR"), tasks=("spread", "tag"), levels=("medium",), seeds=(0, 1),
                            root=str(root), preset="quick", overrides=TINY)
     out = sweep.run_sweep(spec, jobs=2, collect=False, progress=False)
@@ -45,13 +48,13 @@ def test_eval_then_report_with_the_real_trainer(tmp_path):
     again = sweep.run_sweep(spec, jobs=2, collect=False, progress=False)
     assert again.skipped == 8 and again.ok == 0
 
-    df = rs.load_records(root / "results")
+    df = rs.load_records(quick_root / "results")
     assert len(df) == 8 and (df["status"] == "ok").all() and df["normalised"].notna().all()
     assert set(df["code_version"]) == {rs.code_version()}
 
     from omarbench.report import build_report
 
-    summary = build_report(root / "results", tmp_path / "lb")
+    summary = build_report(quick_root / "results", tmp_path / "lb")
     assert (tmp_path / "lb" / "curves.png").exists()
     scores = (tmp_path / "lb" / "scores.csv").read_text()
     assert "medium,spread,OMAR,2," in scores and "medium,tag,MA-CQL,2," in scores

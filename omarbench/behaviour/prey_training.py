@@ -95,7 +95,7 @@ def train_prey(task_id: str, *, seed: int = 0, root: str | os.PathLike | None = 
         "config": config.to_dict(),
         "curve": curve,
         "sha256": hashlib.sha256(data).hexdigest(),
-        "command": command_line(),
+        "command": _portable(command_line()),
         "created": now_utc(),
         "versions": package_versions(),
     }
@@ -103,6 +103,15 @@ def train_prey(task_id: str, *, seed: int = 0, root: str | os.PathLike | None = 
     log(f"prey of {task.id}: {path} (sha256 {provenance['sha256'][:12]}, {last['steps']:,} steps, "
         f"prey return {curve[-1]['prey_return']:.2f})")
     return path
+
+
+def _portable(command: str) -> str:
+    """The command with the value of ``--root`` (a path on the machine that ran it) replaced by ``DIR``."""
+    words = command.split(" ")
+    for i, w in enumerate(words[:-1]):
+        if w == "--root":
+            words[i + 1] = "DIR"
+    return " ".join(w if not w.startswith("--root=") else "--root=DIR" for w in words)
 
 
 def read_provenance(task: Task) -> dict[str, Any] | None:

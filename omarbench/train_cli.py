@@ -21,7 +21,8 @@ def train_command(
     seeds: Annotated[str, typer.Option("--seeds", help="0-4, 0,2,5 or a count N (= 0..N-1).")] = "0-4",
     preset: Annotated[str, typer.Option("--preset", help="paper (the authors' budgets) or quick.")] = "paper",
     root: Annotated[
-        Path | None, typer.Option("--root", help="Data root (default: $OMARBENCH_DATA or its default).")
+        Path | None, typer.Option("--root", help="Data root (default: $OMARBENCH_DATA or its default); "
+                                                 "--preset quick reads <root>/quick.")
     ] = None,
     results: Annotated[
         Path | None, typer.Option("--results", help="Results directory (default: <root>/results).")
@@ -63,7 +64,10 @@ def train_command(
 
         torch.set_num_threads(threads)
     console = Console()
-    records = train(name, task_obj, level, seed_list, preset=preset, root=str(root) if root else None,
+    from omarbench.data import preset_root
+
+    data_root = str(preset_root(root, preset))  # the preset's datasets, as omarbench eval and collect use
+    records = train(name, task_obj, level, seed_list, preset=preset, root=data_root,
                     results_dir=str(results) if results else None, device=device, backend=backend,
                     overrides=overrides, progress=progress)
     for rec in records:

@@ -83,6 +83,7 @@ def test_resume_after_kill_reproduces_the_uninterrupted_digests(spread_sets, tmp
         time.sleep(0.05)
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
+    assert run_json.exists(), "the behaviour run never wrote its first checkpoint within 120 s"
     assert json.loads(run_json.read_text()).get("status") != "finished", "the kill came too late to test resume"
     resumed = run_all(root)
     for level in LEVELS:
@@ -108,3 +109,49 @@ def test_small_presets_keep_their_datasets_apart(tmp_path):
     (path,) = collect("spread-n1", "random", root=tmp_path, preset="quick", progress=False, log=lambda s: None,
                       config=tiny_config(total_steps=1_000, transitions=250))
     assert path.parent == tmp_path / "quick"
+
+
+def _tiny_run(root, name="run"):
+    from omarbench.behaviour.run import BehaviourRun
+
+    cfg = tiny_config(total_steps=3_000, transitions=250).run
+    return BehaviourRun(parse_task_id("spread-n1"), root / name, cfg, seed=0)
+
+
+def test_a_kill_between_the_run_record_and_the_state_loses_no_checkpoint(tmp_path, monkeypatch):
+    import omarbench.behaviour.run as run_mod
+
+    reference = _tiny_run(tmp_path, "whole").train()
+    real = run_mod.atomic_write_bytes
+    calls = {"n": 0}
+
+    def dying_state_write(path, data):  # the process "dies" as it replaces state.pt after segment 2
+        if path.name == "state.pt":
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise KeyboardInterrupt
+        return real(path, data)
+
+    monkeypatch.setattr(run_mod, "atomic_write_bytes", dying_state_write)
+    with pytest.raises(KeyboardInterrupt):
+        _tiny_run(tmp_path).train()
+    monkeypatch.setattr(run_mod, "atomic_write_bytes", real)
+    (tmp_path / "run" / "experience" / "0003.npz.tmp").write_bytes(b"half-written")  # a killed np.savez
+    resumed = _tiny_run(tmp_path).train()
+    def summary(info):
+        return [{k: c[k] for k in ("segment", "steps", "eval_return", "digest")} for c in info["checkpoints"]]
+
+    assert summary(resumed) == summary(reference)
+
+
+def test_a_run_refuses_another_configuration(tmp_path):
+    from dataclasses import replace
+
+    from omarbench.behaviour.run import BehaviourRun
+    from omarbench.errors import OmarbenchError
+
+    run = _tiny_run(tmp_path)
+    run.train()
+    other = BehaviourRun(run.task, run.dir, replace(run.cfg, total_steps=4_000), seed=0)
+    with pytest.raises(OmarbenchError, match="different configuration"):
+        other.train()

@@ -157,7 +157,7 @@ def test_cli_trains_from_a_dataset_on_disk(tmp_path):
     def ep(x):
         return x.numpy().reshape(n_ep, T, *x.shape[1:])
 
-    path = tmp_path / "data" / "spread-n1-random.zarr"
+    path = tmp_path / "data" / "quick" / "spread-n1-random.zarr"  # --preset quick reads <root>/quick
     refs = {k: {"mean": v["mean"], "std": 1.0, "episodes": 10} for k, v in ds.reference_returns.items()}
     w = DatasetWriter.create(path, TASK, "random", {"reference_returns": refs}, durable=False)
     ag = ds.agents[0]
@@ -168,7 +168,7 @@ def test_cli_trains_from_a_dataset_on_disk(tmp_path):
                "--set", "rounds=4", "--set", "eval_every=2", "--set", "batch_size=16", "--no-progress")
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("over 100 episodes") == 2
-    recs = sorted((tmp_path / "data" / "results").glob("MA-ICQ__spread-n1__random__seed*.json"))
+    recs = sorted((tmp_path / "data" / "quick" / "results").glob("MA-ICQ__spread-n1__random__seed*.json"))
     assert len(recs) == 2
     rec = json.loads(recs[0].read_text())
     assert rec["dataset"]["id"] == dataset_id(TASK, "random") and rec["status"] == "ok"

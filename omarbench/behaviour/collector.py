@@ -115,6 +115,7 @@ class Collector:
     # -- behaviour run and level plan -------------------------------------------------------------
     def train(self) -> dict[str, Any]:
         info = self.run.info()
+        self.run.check_identity(info)
         if info.get("status") == "finished":
             self.log(f"reusing the finished behaviour run in {self.run.dir}")
             return info

@@ -159,10 +159,11 @@ class MATD3:
         self.obs_dims = tuple(obs_dims)
         self.n = len(obs_dims)
         self.act_dim = act_dim
-        torch.manual_seed(seed)
         joint = sum(obs_dims) + self.n * act_dim
-        self.actors = nn.ModuleList(Actor(d, act_dim, cfg.hidden) for d in obs_dims)
-        self.critic = AgentsTwinCritic(self.n, joint, cfg.hidden)
+        with torch.random.fork_rng(devices=[]):  # seed the initialisation without touching the caller's stream
+            torch.manual_seed(seed)
+            self.actors = nn.ModuleList(Actor(d, act_dim, cfg.hidden) for d in obs_dims)
+            self.critic = AgentsTwinCritic(self.n, joint, cfg.hidden)
         self.actors_t = copy.deepcopy(self.actors)
         self.critic_t = copy.deepcopy(self.critic)
         # one Adam over all agents' parameters: elementwise, so the same as one optimiser per agent

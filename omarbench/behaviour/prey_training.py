@@ -25,8 +25,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from omarbench.behaviour.collector import check_writable
 from omarbench.behaviour.matd3 import MATD3Config
-from omarbench.behaviour.run import BehaviourRun, RunConfig, atomic_write_json, torch_bytes
+from omarbench.behaviour.run import BehaviourRun, RunConfig, atomic_write_bytes, atomic_write_json, torch_bytes
 from omarbench.data import default_root
 from omarbench.data.provenance import command_line, now_utc, package_versions
 from omarbench.errors import UsageError
@@ -64,11 +65,14 @@ def train_prey(task_id: str, *, seed: int = 0, root: str | os.PathLike | None = 
                log: Callable[[str], None] = print) -> Path:
     """Co-train predators and prey, freeze the prey, write the asset; returns the weights' path."""
     task = parse_task_id(task_id)
+    if seed < 0:
+        raise UsageError(f"--seed must be non-negative, got {seed}")
     if not task.fixed_indices:
         raise UsageError(f"task {task.id!r} has no fixed agents; prey are trained for: tag, world")
     (prey,) = task.fixed_indices
     co_task = _co_training_task(task)
     base = Path(root).expanduser() if root is not None else default_root()
+    check_writable(base)
     run_dir = base / "behaviour" / f"prey-{task.id.replace(':', '+')}-seed{seed}"
     run = BehaviourRun(co_task, run_dir, config, seed=seed, backend=backend)
     log(f"co-training predators and prey of {task.id} in {run_dir}")
@@ -81,7 +85,6 @@ def train_prey(task_id: str, *, seed: int = 0, root: str | os.PathLike | None = 
     blob = {"actor": actors[prey].state_dict(), "obs_dim": task.agents[prey].obs_dim,
             "hidden": config.matd3.hidden}
     data = torch_bytes(blob)
-    path.write_bytes(data)
     curve = [{"steps": c["steps"], "prey_return": c["eval_agent_returns"][prey],
               "predator_return": c["eval_return"]} for c in info["checkpoints"]]
     provenance = {
@@ -99,7 +102,9 @@ def train_prey(task_id: str, *, seed: int = 0, root: str | os.PathLike | None = 
         "created": now_utc(),
         "versions": package_versions(),
     }
+    # provenance first, then the weights (each replaced atomically): the weights only appear complete
     atomic_write_json(path.with_suffix(".json"), provenance)
+    atomic_write_bytes(path, data)
     log(f"prey of {task.id}: {path} (sha256 {provenance['sha256'][:12]}, {last['steps']:,} steps, "
         f"prey return {curve[-1]['prey_return']:.2f})")
     return path

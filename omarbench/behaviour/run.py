@@ -65,7 +65,7 @@ class RunConfig:
         return cls(**d)
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
         f.write(data)
@@ -75,7 +75,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
-    _atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
 def torch_bytes(obj: Any) -> bytes:
@@ -136,6 +136,20 @@ class BehaviourRun:
     def info_path(self) -> Path:
         return self.dir / "run.json"
 
+    def check_identity(self, info: dict[str, Any] | None = None) -> None:
+        """One-line error unless the run on disk was made with this config, backend and fixed policy."""
+        info = self.info() if info is None else info
+        if not info:
+            return
+        fixed = self.meta.get("fixed_policy")
+        same = (RunConfig.from_dict(info["config"]) == self.cfg and info.get("backend") == self.backend
+                and (info.get("fixed_policy") or {}).get("digest") == (fixed or {}).get("digest"))
+        if not same:
+            raise OmarbenchError(
+                f"the behaviour run in {str(self.dir)!r} was made with a different configuration, backend or "
+                "fixed policy; use another --root or seed, or delete that directory to start over"
+            )
+
     def info(self) -> dict[str, Any]:
         return json.loads(self.info_path.read_text()) if self.info_path.exists() else {}
 
@@ -155,7 +169,7 @@ class BehaviourRun:
         return actors
 
     def experience_files(self, upto_segment: int | None = None) -> list[Path]:
-        files = sorted((self.dir / "experience").glob("*.npz"))
+        files = sorted((self.dir / "experience").glob("*.npz"), key=lambda f: int(f.stem))
         if upto_segment is not None:
             files = [f for f in files if int(f.stem) <= upto_segment]
         return files
@@ -189,20 +203,23 @@ class BehaviourRun:
         if buffers:
             exp = {k: np.concatenate(v).astype(bool if k == "truncations" else np.float32)
                    for k, v in buffers.items()}
-            tmp = self.dir / "experience" / f"{seg:04d}.tmp.npz"
-            np.savez(tmp, **exp)
+            tmp = self.dir / "experience" / f"{seg:04d}.npz.tmp"  # never matches the *.npz of finished files
+            with open(tmp, "wb") as f:
+                np.savez(f, **exp)
             os.replace(tmp, self.dir / "experience" / f"{seg:04d}.npz")
         actors = [a.state_dict() for a in learner.actors]
-        _atomic_write_bytes(self.dir / "checkpoints" / f"{seg:04d}.pt", torch_bytes({"actors": actors}))
+        atomic_write_bytes(self.dir / "checkpoints" / f"{seg:04d}.pt", torch_bytes({"actors": actors}))
         digest = hashlib.sha256(b"".join(state_digest(s).encode() for s in actors)).hexdigest()
         info["checkpoints"].append({"segment": seg, "steps": steps, "updates": learner.updates,
                                     **evaluation, "digest": digest})
         info["steps"] = steps
         info["wall_time_s"] = round(info.get("wall_time_s", 0.0) + (time.time() - started), 3)
+        # run.json first: a kill before state.pt is replaced resumes from the previous segment, whose
+        # resume drops this segment's entry and recomputes it identically
+        atomic_write_json(self.info_path, info)
         state = {"learner": learner.state_dict(), "np_rng": np_rng.bit_generator.state, "steps": steps,
                  "segment": seg, "acc": acc}
-        _atomic_write_bytes(self.dir / "state.pt", torch_bytes(state))
-        atomic_write_json(self.info_path, info)
+        atomic_write_bytes(self.dir / "state.pt", torch_bytes(state))
 
     def _rebuild_buffer(self, buffer: ReplayBuffer) -> None:
         """Refill the replay buffer from the saved experience, in the order it was first added."""
@@ -230,28 +247,34 @@ class BehaviourRun:
 
         ``progress(steps, total_steps, eval_return)`` is called after every segment. Returns run.json.
         """
-        cfg, task = self.cfg, self.task
-        torch.set_num_threads(cfg.torch_threads)
         self.dir.mkdir(parents=True, exist_ok=True)
         info = self.info()
+        self.check_identity(info)
         if info.get("status") == "finished":
             return info
+        threads = torch.get_num_threads()
+        torch.set_num_threads(self.cfg.torch_threads)
+        try:
+            return self._train(info, progress, stop_when)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _train(self, info: dict[str, Any], progress: Callable[[int, int, float], None] | None,
+               stop_when: Callable[[list[dict[str, Any]]], bool] | None) -> dict[str, Any]:
+        cfg, task = self.cfg, self.task
         learner = MATD3(self.obs_dims, cfg.matd3, seed=self.seed)
         buffer = ReplayBuffer(self.obs_dims, cfg.buffer_size)
         np_rng = np.random.default_rng(self.seed + 2)
         env = make_vec_env(task, cfg.num_envs, self.backend, seed=self.seed, fixed_policy=self.fixed_policy)
         started = time.time()
-        if info and RunConfig.from_dict(info["config"]) != cfg:
-            raise OmarbenchError(
-                f"the behaviour run in {str(self.dir)!r} was started with a different configuration; "
-                "use another --root or seed, or delete that directory to start over"
-            )
         if (self.dir / "state.pt").exists() and info:
             state = torch.load(self.dir / "state.pt", weights_only=False)
             learner.load_state_dict(state["learner"])
             np_rng.bit_generator.state = state["np_rng"]
             steps, seg, acc = int(state["steps"]), int(state["segment"]) + 1, float(state["acc"])
             # drop anything written after the last consistent state
+            for f in (self.dir / "experience").glob("*.tmp"):
+                f.unlink()
             for f in self.experience_files():
                 if int(f.stem) >= seg:
                     f.unlink()

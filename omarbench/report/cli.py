@@ -35,9 +35,11 @@ def report_command(
     from rich.console import Console
 
     from omarbench.report.build import REFERENCES, build_report
-    from omarbench.sweep import check_choice, default_root, parse_tasks
+    from omarbench.sweep import PRESETS, check_choice, default_root, parse_tasks
 
     check_choice("references", references, REFERENCES)
+    if preset is not None:
+        check_choice("preset", preset, PRESETS)
     task_list = parse_tasks(tasks) if tasks else None
     from omarbench.data.schema import preset_root
 

@@ -64,7 +64,8 @@ class TrainedPrey:
         self.actor.eval()
         self.digest = hashlib.sha256(path.read_bytes()).hexdigest()
         self.name = f"trained-prey-{self.digest[:12]}"
-        self.provenance = json.loads(path.with_suffix(".json").read_text())
+        meta = path.with_suffix(".json")
+        self.provenance = json.loads(meta.read_text()) if meta.exists() else None
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         import torch

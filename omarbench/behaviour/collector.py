@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from omarbench.behaviour.matd3 import Actor, MATD3Config
+from omarbench.behaviour.matd3 import MATD3Config
 from omarbench.behaviour.run import ActorPolicy, BehaviourRun, RunConfig, atomic_write_json
 from omarbench.data import LEVELS, DatasetWriter, dataset_id, dataset_path, default_root, preset_root
 from omarbench.data.store import open_store
@@ -363,4 +363,4 @@ def tiny_config(total_steps: int = 4_000, transitions: int = 2_000) -> CollectCo
     return CollectConfig(run=run, transitions=transitions, rollout_envs=40, reference_episodes=20)
 
 
-__all__ = ["Actor", "CollectConfig", "Collector", "collect", "ensure_dataset", "preset_config", "tiny_config"]
+__all__ = ["CollectConfig", "Collector", "collect", "ensure_dataset", "preset_config", "tiny_config"]

@@ -21,7 +21,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -327,8 +327,3 @@ class BehaviourRun:
         atomic_write_json(self.info_path, info)
         return info
 
-
-def with_all_agents_learning(task: Task) -> Task:
-    """The same task with its fixed agents learning too (used to train the fixed prey)."""
-    agents = tuple(replace(a, role="learner") for a in task.agents)
-    return replace(task, agents=agents, fixed_policy=None)

@@ -382,6 +382,99 @@ class BatchedTwinCritic:
     __call__ = forward
 
 
+def sampled_logsumexp(critic: BatchedTwinCritic, obs: torch.Tensor, act: torch.Tensor, shift: float,
+                      update_stats: bool = True) -> torch.Tensor:
+    """``Σ_heads mean_B logsumexp_K(Q_h(o, a_k) − shift)`` per member, ``[M]``, with its gradient.
+
+    The value and gradient equal those of ``critic(obs, act, heads=2)`` followed by the logsumexp and
+    the reductions under autograd (up to float rounding), but the pass runs ``CHUNK_ROWS`` rows at a time
+    and does each chunk's backward right after its forward, while its activations are still in cache:
+    the term is a sum over states, each state's K rows lie in one chunk, and the input BatchNorm's
+    statistics are those of data and sampled actions (constants), so every chunk's gradient is final
+    as soon as the chunk is done. The full-size activations of the autograd pass (tens of MB for MA-CQL's
+    10 actions per state) are never materialised. ``act`` is ``[M, B, K, da]`` and must not need grad.
+    """
+    M, B, K, _ = act.shape
+    do = critic.obs_dim
+    p = critic.params.p
+    with torch.no_grad():
+        xo, mo, vo = _bn_train(obs, torch.ones_like(p["bn_w"][:, :do]), torch.zeros_like(p["bn_b"][:, :do]),
+                               dims=(1,))
+        xa, ma, va = _bn_train(act, torch.ones_like(p["bn_w"][:, do:]), torch.zeros_like(p["bn_b"][:, do:]),
+                               dims=(1, 2))
+    if update_stats and critic.stats is not None:
+        critic.stats.update(slice(0, do), mo, vo, B * K)
+        critic.stats.update(slice(do, None), ma, va, B * K)
+    return _SampledLSE.apply(xo, xa, float(shift), p["bn_w"], p["bn_b"], p["w1"], p["b1"], p["w2"], p["b2"],
+                             p["w3"], p["b3"])
+
+
+def _relu_grad(grad: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``grad`` where the ReLU output ``out`` is positive, else 0 (autograd's own kernel: one pass, no
+    boolean mask to convert, ~8x faster here than ``grad * (out > 0)``)."""
+    return torch.ops.aten.threshold_backward(grad, out, 0.0)
+
+
+class _SampledLSE(torch.autograd.Function):
+    """Chunked forward + backward of :func:`sampled_logsumexp` (gradients computed in the forward)."""
+
+    @staticmethod
+    def forward(ctx, xo, xa, shift, bn_w, bn_b, w1, b1, w2, b2, w3, b3):
+        M, B, K, da = xa.shape
+        H, h = w1.shape[1], w1.shape[2]
+        do = xo.shape[2]
+        d = do + da
+        MH = M * H
+        W1, B1 = w1.reshape(MH, h, d), b1.reshape(MH, 1, h)
+        W2, B2 = w2.reshape(MH, h, h), b2.reshape(MH, 1, h)
+        W3, B3 = w3.reshape(MH, 1, h), b3.reshape(MH, 1, 1)
+        W1t, W2t, W3t = W1.mT, W2.mT, W3.mT
+        g = {name: torch.zeros_like(t) for name, t in
+             (("w1", W1), ("b1", B1), ("w2", W2), ("b2", B2), ("w3", W3), ("b3", B3))}
+        g_bn_w = torch.zeros_like(bn_w)
+        g_bn_b = torch.zeros_like(bn_b)
+        total = torch.zeros(MH, device=xa.device, dtype=xa.dtype)
+        sw = bn_w.view(M, 1, 1, d)
+        sb = bn_b.view(M, 1, 1, d)
+        per = max(1, CHUNK_ROWS // K)  # states per chunk (a state's K rows never straddle two chunks)
+        for i in range(0, B, per):
+            j = min(B, i + per)
+            n, R = j - i, (j - i) * K
+            xhat = torch.cat([xo[:, i:j].unsqueeze(2).expand(M, n, K, do), xa[:, i:j]], dim=3)  # [M, n, K, d]
+            x = torch.addcmul(sb, xhat, sw).view(M, 1, R, d).expand(M, H, R, d).reshape(MH, R, d)
+            h1 = torch.baddbmm(B1, x, W1t).relu_()
+            h2 = torch.baddbmm(B2, h1, W2t).relu_()
+            q = torch.baddbmm(B3, h2, W3t).view(MH, n, K)
+            z = q - shift
+            total += torch.logsumexp(z, dim=2).sum(1)
+            dq = torch.softmax(z, dim=2).view(MH, R, 1)  # d(Σ_states lse) / dq, scaled by 1/B below
+            g["w3"] += torch.bmm(dq.mT, h2)
+            g["b3"] += dq.sum(1, keepdim=True)
+            dh2 = _relu_grad(dq * W3, h2)
+            g["w2"] += torch.bmm(dh2.mT, h1)
+            g["b2"] += dh2.sum(1, keepdim=True)
+            dh1 = _relu_grad(torch.bmm(dh2, W2), h1)
+            g["w1"] += torch.bmm(dh1.mT, x)
+            g["b1"] += dh1.sum(1, keepdim=True)
+            dx = torch.bmm(dh1, W1).view(M, H, R, d).sum(1).view(M, n, K, d)
+            g_bn_b += dx.sum((1, 2))
+            g_bn_w += (dx * xhat).sum((1, 2))
+        inv_b = 1.0 / B
+        grads = [g_bn_w, g_bn_b, g["w1"].view_as(w1), g["b1"].view_as(b1), g["w2"].view_as(w2),
+                 g["b2"].view_as(b2), g["w3"].view_as(w3), g["b3"].view_as(b3)]
+        for t in grads:
+            t.mul_(inv_b)
+        ctx.save_for_backward(*grads)
+        return total.view(M, H).sum(1).mul_(inv_b)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        out = []
+        for t in ctx.saved_tensors:
+            out.append(t * grad_out.view((-1,) + (1,) * (t.dim() - 1)))
+        return (None, None, None, *out)
+
+
 def _mlp_chunked(x, w1, b1, w2, b2, w3, b3) -> torch.Tensor:
     """relu(x W1 + b1) → relu(· W2 + b2) → · W3 + b3 (first output column), ``CHUNK_ROWS`` rows at a time."""
     rows = x.shape[1]

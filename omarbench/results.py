@@ -99,22 +99,53 @@ def key_of(record: Mapping[str, Any]) -> str:
     )
 
 
+# The sources that decide a run's numbers once its config and dataset are fixed: the learners, the
+# training and evaluation loop, the environments and the fixed prey they evaluate against, and the
+# dataset reader. Everything else (sweep, report, CLI, collection: a dataset is identified by its digest)
+# can change without invalidating finished runs, so a long study survives commits of its own records.
+RESULT_SOURCES: tuple[str, ...] = (
+    "algos", "nn.py", "train.py", "presets.py", "tasks", "assets/prey", "data/reader.py", "data/schema.py",
+)
+
+
+def source_digest(package_dir: str | os.PathLike | None = None) -> str:
+    """sha256 over the relative paths and bytes of :data:`RESULT_SOURCES` (``.py`` files and prey assets)."""
+    base = Path(package_dir) if package_dir is not None else Path(__file__).resolve().parent
+    files: list[Path] = []
+    for entry in RESULT_SOURCES:
+        path = base / entry
+        if path.is_dir():
+            files += [f for f in path.rglob("*") if f.is_file() and f.suffix in (".py", ".pt", ".json")]
+        elif path.is_file():
+            files.append(path)
+    h = hashlib.sha256()
+    for f in sorted(files, key=lambda f: f.relative_to(base).as_posix()):
+        rel = f.relative_to(base).as_posix().encode()
+        data = f.read_bytes()
+        h.update(len(rel).to_bytes(8, "little") + rel + len(data).to_bytes(8, "little") + data)
+    return h.hexdigest()
+
+
 @lru_cache(maxsize=1)
 def code_version() -> str:
-    """``<omarbench version>+<git short sha>`` of the installed package, ``+unknown`` outside a git checkout."""
+    """``<omarbench version>+src.<12 hex>``: the package version and the digest of the result-deciding
+    sources (:func:`source_digest`). Part of every run key: a run is redone when they change."""
     from omarbench import __version__
 
-    sha = "unknown"
+    return f"{__version__}+src.{source_digest()[:12]}"
+
+
+@lru_cache(maxsize=1)
+def git_revision() -> str | None:
+    """The git commit of the installed package (provenance only, not part of run keys), or None."""
     here = Path(__file__).resolve().parent
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10
         )
-        if out.returncode == 0 and out.stdout.strip():
-            sha = out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        pass
-    return f"{__version__}+{sha}"
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 # --------------------------------------------------------------------------------------------- writing
@@ -174,6 +205,14 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def record_text(record: Mapping[str, Any]) -> str:
+    """A record as JSON with one top-level field per line, each value compact (keys sorted): small enough
+    to commit a study's records, and a diff still shows which fields changed."""
+    lines = [f"{json.dumps(str(k))}:{json.dumps(record[k], sort_keys=True, separators=(',', ':'))}"
+             for k in sorted(record)]
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
 def write_record(results_dir: str | os.PathLike, record: Mapping[str, Any]) -> Path:
     """Write one run record atomically into ``results_dir``; returns its path."""
     missing = [f for f in RECORD_FIELDS if f not in record]
@@ -181,15 +220,13 @@ def write_record(results_dir: str | os.PathLike, record: Mapping[str, Any]) -> P
         raise ValueError(f"run record lacks field(s) {', '.join(missing)}")
     if record["status"] not in STATUSES:
         raise ValueError(f"run record status {record['status']!r} is not one of {', '.join(STATUSES)}")
-    text = json.dumps(record, indent=1, sort_keys=True) + "\n"
-    return atomic_write_text(Path(results_dir) / record_filename(record), text)
+    return atomic_write_text(Path(results_dir) / record_filename(record), record_text(record))
 
 
 def write_behaviour_record(results_dir: str | os.PathLike, record: Mapping[str, Any]) -> Path:
     """Write a behaviour record (``kind: "behaviour"``: a dataset's behaviour score) atomically."""
     record = {"kind": "behaviour", **record}
-    text = json.dumps(record, indent=1, sort_keys=True) + "\n"
-    return atomic_write_text(Path(results_dir) / behaviour_filename(record), text)
+    return atomic_write_text(Path(results_dir) / behaviour_filename(record), record_text(record))
 
 
 def utc_now() -> str:

@@ -39,6 +39,7 @@ from omarbench.tasks.envs import BACKENDS, make_vec_env
 from omarbench.tasks.spec import Task, parse_task_id
 
 EVAL_SEED_OFFSET = 100  # the authors evaluate on an environment seeded with seed + 100
+CURVE_DECIMALS = 4  # learning-curve points are stored rounded (far below evaluation noise); final scores are not
 
 
 # --------------------------------------------------------------------------------------------------
@@ -200,7 +201,9 @@ def train(
         for k in range(S):
             if k not in failed:
                 r = float(returns[k])
-                curves[k].append({"round": round_, "return": r, "normalised": _normalise(r, ref)})
+                norm = _normalise(r, ref)
+                curves[k].append({"round": round_, "return": round(r, CURVE_DECIMALS),
+                                  "normalised": None if norm is None else round(norm, CURVE_DECIMALS)})
         alive = [float(returns[k]) for k in range(S) if k not in failed]
         return float(np.mean(alive)) if alive else None
 
@@ -243,6 +246,7 @@ def train(
             "key": rs.run_key(name, task_obj.id, level, seed, preset, config, ds_info["digest"], version),
             "algo": name, "task": task_obj.id, "level": level, "seed": int(seed), "preset": preset,
             "config": config, "dataset": ds_info, "reference_returns": ref, "code_version": version,
+            "git": rs.git_revision(),
             "device": str(dev), "backend": backend, "status": "ok" if ok else "failed",
             "reason": None if ok else failed[k],
             "curve": curves[k], "final": fin if ok else None, "wall_time_s": wall, "created": rs.utc_now(),

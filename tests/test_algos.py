@@ -12,7 +12,7 @@ from omarbench.algos.core import Learners
 from omarbench.algos.icq import batch_softmax
 from omarbench.algos.omar import OMARConfig, rectified_actions
 from omarbench.errors import UsageError
-from omarbench.nn import BatchedActor, BatchedTwinCritic, FlatAdam, FlatParams
+from omarbench.nn import BatchedActor, BatchedTwinCritic, FlatAdam, FlatParams, sampled_logsumexp
 
 ALIASES = {"MA-ICQ": "icq", "MA-TD3+BC": "td3bc", "MA-CQL": "cql", "OMAR": "omar", "BC": "bc"}
 
@@ -134,6 +134,29 @@ def test_twin_critic_sampled_pass_equals_repeat_and_concatenate():
             ref = (h @ p["w3"][m, head].T + p["b3"][m, head, 0]).view(B, K)
             torch.testing.assert_close(q[m, head], ref, rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(net(obs, act, heads=1)[m, 0], q[m, 0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("B", [7, 200])  # one chunk; several chunks with a ragged last one
+def test_fused_sampled_logsumexp_equals_autograd_over_the_full_pass(B):
+    """CQL's chunked pass (its own backward) gives autograd's value, gradients and running statistics."""
+    M, do, da, K = 3, 5, 2, 10
+    nets = [BatchedTwinCritic(M, do, da) for _ in range(2)]
+    for net in nets:
+        net.init_([torch.Generator().manual_seed(i) for i in range(M)])
+        with torch.no_grad():  # BN affine away from its init, so its gradient is exercised
+            g = torch.Generator().manual_seed(9)
+            net.params.data.add_(0.1 * torch.randn(net.params.data.shape, generator=g))
+    obs, act = torch.randn(M, B, do) * 2 + 1, torch.rand(M, B, K, da) * 2 - 1
+    shift, weight = da * math.log(0.5), torch.tensor([1.0, -0.5, 2.0])
+    ref = torch.logsumexp(nets[0](obs, act, heads=2) - shift, dim=3).mean(2).sum(1)
+    (ref * weight).sum().backward()
+    fused = sampled_logsumexp(nets[1], obs, act, shift)
+    (fused * weight).sum().backward()
+    torch.testing.assert_close(fused, ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(nets[1].params.grad, nets[0].params.grad, rtol=1e-4, atol=1e-6)
+    assert bool((nets[0].params.grad != 0).any())  # the comparison is not between two zero gradients
+    torch.testing.assert_close(nets[1].stats.mean, nets[0].stats.mean)
+    torch.testing.assert_close(nets[1].stats.var, nets[0].stats.var)
 
 
 def test_gradient_clipping_is_per_member():

@@ -3,6 +3,7 @@
 import json
 import multiprocessing as mp
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -95,6 +96,32 @@ def test_run_key_depends_on_config_digest_and_version():
     assert k == rs.run_key(**{**base, "config": {"a": 1}})
     for change in ({"config": {"a": 2}}, {"dataset_digest": "y"}, {"code_version": "w"}, {"seed": 1}):
         assert rs.run_key(**{**base, **change}) != k
+
+
+def test_code_version_follows_result_sources_only(tmp_path):
+    """Editing the learners changes the code version (finished runs are redone); editing the report or
+    the sweep does not (a long study survives commits of its own records)."""
+    import shutil
+
+    import omarbench
+
+    pkg = tmp_path / "omarbench"
+    shutil.copytree(Path(omarbench.__file__).parent, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    base = rs.source_digest(pkg)
+    for harmless in ("report/build.py", "sweep.py", "cli.py"):
+        (pkg / harmless).write_text((pkg / harmless).read_text() + "\n# edited\n")
+    assert rs.source_digest(pkg) == base
+    (pkg / "algos" / "cql.py").write_text((pkg / "algos" / "cql.py").read_text() + "\n# edited\n")
+    assert rs.source_digest(pkg) != base
+    assert rs.code_version().split("+src.")[1] == rs.source_digest()[:12]
+
+
+def test_record_file_is_compact_json_with_one_field_per_line(tmp_path):
+    rec = make_record(seed=3, score=1.5)
+    path = rs.write_record(tmp_path, rec)
+    text = path.read_text()
+    assert json.loads(text) == json.loads(json.dumps(rec))
+    assert len(text.splitlines()) == len(rec) + 2
 
 
 def _writer(args):

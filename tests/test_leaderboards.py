@@ -1,0 +1,38 @@
+"""The committed leaderboards are what `omarbench report` makes of the committed run records, byte for byte."""
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from omarbench.cli import app
+
+LEADERBOARDS = Path(__file__).resolve().parent.parent / "leaderboards"
+
+# folder -> the report options it was made with (besides --results <folder>/records --out <folder>)
+FOLDERS = {
+    "quick": ["--preset", "quick"],
+    "paper": ["--preset", "paper", "--scaling"],
+}
+
+
+def _committed(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file() and p.name != "README.md"}
+
+
+@pytest.mark.parametrize("name", sorted(FOLDERS))
+def test_report_on_committed_records_regenerates_committed_files(name, tmp_path):
+    folder = LEADERBOARDS / name
+    records = folder / "records"
+    if not records.is_dir():
+        pytest.skip(f"leaderboards/{name} has no committed records")
+    expected = _committed(folder)
+    assert "leaderboard.md" in expected and "scores.csv" in expected
+    result = CliRunner().invoke(
+        app, ["report", "--results", str(records), "--out", str(tmp_path), *FOLDERS[name]]
+    )
+    assert result.exit_code == 0, result.output
+    produced = _committed(tmp_path)
+    assert sorted(produced) == sorted(expected)
+    for file in sorted(expected):
+        assert produced[file] == expected[file], f"leaderboards/{name}/{file} differs from its regeneration"

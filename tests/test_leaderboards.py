@@ -9,10 +9,11 @@ from omarbench.cli import app
 
 LEADERBOARDS = Path(__file__).resolve().parent.parent / "leaderboards"
 
-# folder -> the report options it was made with (besides --results <folder>/records --out <folder>)
+# output folder -> (its records folder, the report options it was made with besides --results/--out)
 FOLDERS = {
-    "quick": ["--preset", "quick"],
-    "paper": ["--preset", "paper", "--scaling"],
+    "quick": ("quick/records", ["--preset", "quick"]),
+    "paper": ("paper/records", ["--preset", "paper", "--scaling"]),
+    "paper/paper-refs": ("paper/records", ["--preset", "paper", "--references", "paper"]),
 }
 
 
@@ -23,13 +24,13 @@ def _committed(folder: Path) -> dict[str, bytes]:
 @pytest.mark.parametrize("name", sorted(FOLDERS))
 def test_report_on_committed_records_regenerates_committed_files(name, tmp_path):
     folder = LEADERBOARDS / name
-    records = folder / "records"
-    if not records.is_dir():
-        pytest.skip(f"leaderboards/{name} has no committed records")
+    records = LEADERBOARDS / FOLDERS[name][0]
+    if not records.is_dir() or not folder.is_dir():
+        pytest.skip(f"leaderboards/{name} is not committed")
     expected = _committed(folder)
     assert "leaderboard.md" in expected and "scores.csv" in expected
     result = CliRunner().invoke(
-        app, ["report", "--results", str(records), "--out", str(tmp_path), *FOLDERS[name]]
+        app, ["report", "--results", str(records), "--out", str(tmp_path), *FOLDERS[name][1]]
     )
     assert result.exit_code == 0, result.output
     produced = _committed(tmp_path)

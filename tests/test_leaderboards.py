@@ -1,4 +1,5 @@
-"""The committed leaderboards are what `omarbench report` makes of the committed run records, byte for byte."""
+"""The committed leaderboards are what `omarbench report` makes of the committed run records: every table
+byte for byte, every figure present (figures are byte-identical too with the same matplotlib release)."""
 
 from pathlib import Path
 
@@ -8,6 +9,7 @@ from typer.testing import CliRunner
 from omarbench.cli import app
 
 LEADERBOARDS = Path(__file__).resolve().parent.parent / "leaderboards"
+FIGURES = (".png", ".pdf")
 
 # output folder -> (its records folder, the report options it was made with besides --results/--out)
 FOLDERS = {
@@ -36,4 +38,7 @@ def test_report_on_committed_records_regenerates_committed_files(name, tmp_path)
     produced = _committed(tmp_path)
     assert sorted(produced) == sorted(expected)
     for file in sorted(expected):
+        if file.endswith(FIGURES):  # rendering may change with the matplotlib release; tables may not
+            assert produced[file][:4] == expected[file][:4] and len(produced[file]) > 1000
+            continue
         assert produced[file] == expected[file], f"leaderboards/{name}/{file} differs from its regeneration"

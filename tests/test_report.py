@@ -217,6 +217,24 @@ def test_report_cli(tmp_path, monkeypatch, capsys):
         assert code == 2 and fragment in out.err and len(out.err.strip().splitlines()) == 1
 
 
+def test_scaling_improvements_are_on_returns_not_normalised_scores(tmp_path):
+    """Normalised scores of spread-nN use our own references, whose range can be tiny; the improvement
+    percentages of the agent-count study are on episode returns."""
+    res = tmp_path / "results"
+    for s in range(2):  # normalised 50 vs 100 (a 100% gain) but returns 200 vs 220 (a 10% gain)
+        rs.write_record(res, make_record("MA-CQL", "spread-n2", "medium-replay", s, 50.0, ret=200.0))
+        rs.write_record(res, make_record("OMAR", "spread-n2", "medium-replay", s, 100.0, ret=220.0))
+    rs.write_behaviour_record(res, {"task": "spread-n2", "level": "medium-replay", "return_mean": 160.0,
+                                    "normalised": 10.0, "source": "dataset mean episode return",
+                                    "dataset": {"id": "spread-n2-medium-replay", "digest": "d" * 64}})
+    build_report(res, tmp_path / "lb", scaling=True)
+    header, row = (tmp_path / "lb" / "scaling.csv").read_text().splitlines()[:2]
+    got = dict(zip(header.split(","), row.split(",")))
+    assert float(got["omar_vs_cql"]) == pytest.approx(10.0)
+    assert float(got["cql_vs_behaviour"]) == pytest.approx(25.0)
+    assert float(got["cql_mean"]) == 50.0 and float(got["cql_return"]) == 200.0
+
+
 def test_scaling_only_results_give_the_scaling_section_alone(tmp_path):
     res = tmp_path / "results"
     for n in (1, 2):
@@ -229,4 +247,5 @@ def test_scaling_only_results_give_the_scaling_section_alone(tmp_path):
     assert sorted(p.name for p in summary.files) == ["claims.csv", "leaderboard.md", "scaling.csv", "scaling.pdf",
                                                      "scaling.png"]
     md = (tmp_path / "lb" / "leaderboard.md").read_text()
-    assert "## Normalised scores" not in md and "| 2 | spread-n2 | — | 20.5 (2) | 30.5 (2) | — |" in md
+    assert "## Normalised scores" not in md
+    assert "| 2 | spread-n2 | — | 20.5 (2) | 30.5 (2) | — / 20.5 / 30.5 | — |" in md

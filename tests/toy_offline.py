@@ -99,3 +99,29 @@ def rollout_dataset(task, episodes: int = 40, seed: int = 0, level: str = "rando
                       terminals=torch.zeros(n, dtype=torch.bool), truncations=torch.tensor(trunc),
                       learner_indices=task.learner_indices,
                       reference_returns={"random": {"mean": mean}, "expert": {"mean": mean + 100.0}})
+
+
+def main() -> None:
+    """The learning sanity run quoted in the README: each algorithm on 400 uniform-random spread-n1
+    episodes, 600 rounds of the ``quick`` settings, seeds 0-2; prints the final returns."""
+    import tempfile
+
+    from omarbench.algos import ALGO_NAMES
+    from omarbench.tasks.spec import parse_task_id
+    from omarbench.train import train
+
+    torch.set_num_threads(1)
+    task = parse_task_id("spread-n1")
+    data = rollout_dataset(task, episodes=400)
+    print(f"dataset: {data.n_transitions} transitions, "
+          f"mean return {data.reference_returns['random']['mean']:.1f}")
+    with tempfile.TemporaryDirectory() as out:
+        for algo in ALGO_NAMES:
+            recs = train(algo, task, "random", [0, 1, 2], preset="quick", results_dir=out,
+                         overrides={"rounds": 600}, dataset=data, progress=False)
+            finals = sorted(r["final"]["return"] for r in recs)
+            print(f"{algo}: " + ", ".join(f"{f:.1f}" for f in finals))
+
+
+if __name__ == "__main__":
+    main()

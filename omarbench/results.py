@@ -30,7 +30,7 @@ import secrets
 import subprocess
 import warnings
 from collections.abc import Iterator, Mapping
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -106,11 +106,20 @@ def key_of(record: Mapping[str, Any]) -> str:
 RESULT_SOURCES: tuple[str, ...] = (
     "algos", "nn.py", "train.py", "presets.py", "tasks", "assets/prey", "data/reader.py", "data/schema.py",
 )
+# The files under ``algos/`` that only one algorithm's runs depend on (its own module and the modules
+# it imports). A run's code version covers the shared sources and its algorithm's files, not the other
+# algorithms': fixing one algorithm reruns that algorithm only. ``tests/test_results.py`` checks that
+# every algorithm module is listed and that each entry includes the algorithm modules it imports.
+ALGO_SOURCES: dict[str, tuple[str, ...]] = {
+    "BC": ("algos/bc.py",),
+    "MA-TD3+BC": ("algos/td3bc.py",),
+    "MA-ICQ": ("algos/icq.py",),
+    "MA-CQL": ("algos/cql.py",),
+    "OMAR": ("algos/omar.py", "algos/cql.py"),
+}
 
 
-def source_digest(package_dir: str | os.PathLike | None = None) -> str:
-    """sha256 over the relative paths and bytes of :data:`RESULT_SOURCES` (``.py`` files and prey assets)."""
-    base = Path(package_dir) if package_dir is not None else Path(__file__).resolve().parent
+def _source_files(base: Path) -> list[Path]:
     files: list[Path] = []
     for entry in RESULT_SOURCES:
         path = base / entry
@@ -118,21 +127,37 @@ def source_digest(package_dir: str | os.PathLike | None = None) -> str:
             files += [f for f in path.rglob("*") if f.is_file() and f.suffix in (".py", ".pt", ".json")]
         elif path.is_file():
             files.append(path)
+    return sorted(files, key=lambda f: f.relative_to(base).as_posix())
+
+
+def source_digest(package_dir: str | os.PathLike | None = None, algo: str | None = None) -> str:
+    """sha256 over the relative paths and bytes of :data:`RESULT_SOURCES` (``.py`` files and prey assets).
+
+    With ``algo`` (a canonical name), the other algorithms' own files (:data:`ALGO_SOURCES`) are left out.
+    """
+    base = Path(package_dir) if package_dir is not None else Path(__file__).resolve().parent
+    if algo is not None and algo not in ALGO_SOURCES:
+        raise ValueError(f"no source list for algorithm {algo!r}; known: {', '.join(ALGO_SOURCES)}")
+    others = set() if algo is None else {f for a, fs in ALGO_SOURCES.items() if a != algo for f in fs}
+    others -= set(ALGO_SOURCES.get(algo, ()))
     h = hashlib.sha256()
-    for f in sorted(files, key=lambda f: f.relative_to(base).as_posix()):
-        rel = f.relative_to(base).as_posix().encode()
+    for f in _source_files(base):
+        rel = f.relative_to(base).as_posix()
+        if rel in others:
+            continue
         data = f.read_bytes()
-        h.update(len(rel).to_bytes(8, "little") + rel + len(data).to_bytes(8, "little") + data)
+        h.update(len(rel).to_bytes(8, "little") + rel.encode() + len(data).to_bytes(8, "little") + data)
     return h.hexdigest()
 
 
-@lru_cache(maxsize=1)
-def code_version() -> str:
+@cache
+def code_version(algo: str | None = None) -> str:
     """``<omarbench version>+src.<12 hex>``: the package version and the digest of the result-deciding
-    sources (:func:`source_digest`). Part of every run key: a run is redone when they change."""
+    sources (:func:`source_digest`), for one algorithm's runs when ``algo`` is given. Part of every run
+    key: a run is redone when its version changes."""
     from omarbench import __version__
 
-    return f"{__version__}+src.{source_digest()[:12]}"
+    return f"{__version__}+src.{source_digest(algo=algo)[:12]}"
 
 
 @lru_cache(maxsize=1)
@@ -251,7 +276,7 @@ def failed_record(
     wall_time_s: float = 0.0,
 ) -> dict[str, Any]:
     """A complete record (status ``failed``) for a run that did not produce one itself."""
-    version = code_version_ or code_version()
+    version = code_version_ or code_version(algo if algo in ALGO_SOURCES else None)
     dataset = dict(dataset or {})
     reason_line = " ".join(str(reason).split()) or "unknown error"
     return {

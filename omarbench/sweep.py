@@ -262,7 +262,7 @@ class Hooks:
     ensure_dataset: Callable[..., Any]
     dataset_info: Callable[..., dict[str, Any] | None]
     resolve_config: Callable[..., dict[str, Any]] | None = None
-    code_version: Callable[[], str] = rs.code_version
+    code_version: Callable[[str], str] = rs.code_version  # algorithm (canonical name) -> version
 
 
 def default_hooks() -> Hooks:
@@ -668,7 +668,6 @@ def run_sweep(
                 broken[(task, level)] = f"collecting dataset {did} failed: {_one_line(exc)}"
                 console.print(f"  {broken[(task, level)]}", markup=False, highlight=False)
 
-    version = hooks.code_version()
     if spec.behaviour and not dry_run:
         for (task, level), info in infos.items():
             if info is not None and info.get("return_mean") is not None:
@@ -684,6 +683,7 @@ def run_sweep(
             failed_now.append((job, broken[(job.task, job.level)]))
             continue
         config = configs[(job.algo, job.task, job.level)]
+        version = hooks.code_version(job.algo)
         left = []
         for seed in job.seeds:
             key = rs.run_key(job.algo, job.task, job.level, seed, spec.preset, config, info.get("digest"), version)
@@ -719,7 +719,8 @@ def run_sweep(
             rec = rs.failed_record(
                 algo=job.algo, task=job.task, level=job.level, seed=seed, preset=spec.preset, reason=reason,
                 config=configs.get((job.algo, job.task, job.level)), dataset=_dataset_block(job, info),
-                reference_returns=info.get("reference_returns"), code_version_=version, device=spec.device,
+                reference_returns=info.get("reference_returns"), code_version_=hooks.code_version(job.algo),
+                device=spec.device,
             )
             rs.write_record(results_dir, rec)
             out.append((f"{job.algo} {job.task} {job.level} seed {seed}", rec["reason"]))

@@ -231,7 +231,7 @@ def train(
         bar.close()
     wall = time.perf_counter() - t0
 
-    version = rs.code_version()
+    version = rs.code_version(name)
     config = cfg.to_dict()
     records = []
     for k, seed in enumerate(seeds):

@@ -116,6 +116,62 @@ def test_code_version_follows_result_sources_only(tmp_path):
     assert rs.code_version().split("+src.")[1] == rs.source_digest()[:12]
 
 
+def test_an_algorithm_version_follows_its_own_files_and_the_shared_ones(tmp_path):
+    """Fixing one algorithm reruns that algorithm (and those built on it), not the others."""
+    import shutil
+
+    import omarbench
+
+    pkg = tmp_path / "omarbench"
+    shutil.copytree(Path(omarbench.__file__).parent, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    algos = list(rs.ALGO_SOURCES)
+
+    def versions():
+        return {a: rs.source_digest(pkg, a) for a in algos}
+
+    def edit(rel):
+        (pkg / rel).write_text((pkg / rel).read_text() + "\n# edited\n")
+
+    v0 = versions()
+    assert len(set(v0.values())) == len(algos)
+    edit("algos/icq.py")
+    v1 = versions()
+    assert [a for a in algos if v1[a] != v0[a]] == ["MA-ICQ"]
+    edit("algos/cql.py")  # OMAR's critic penalty is CQL's
+    v2 = versions()
+    assert sorted(a for a in algos if v2[a] != v1[a]) == ["MA-CQL", "OMAR"]
+    edit("algos/core.py")
+    edit("train.py")
+    v3 = versions()
+    assert all(v3[a] != v2[a] for a in algos)
+    for a in algos:
+        assert rs.code_version(a).split("+src.")[1] == rs.source_digest(algo=a)[:12]
+    with pytest.raises(ValueError, match="no source list"):
+        rs.source_digest(pkg, "MA-XYZ")
+
+
+def test_every_algorithm_module_is_attributed_with_what_it_imports():
+    """Each algorithm module belongs to ALGO_SOURCES, and an entry lists the algorithm modules its
+    files import (so an edit to an imported algorithm reruns the importer too)."""
+    import ast
+
+    import omarbench
+    from omarbench.algos import ALGO_NAMES
+
+    assert set(rs.ALGO_SOURCES) == set(ALGO_NAMES)
+    base = Path(omarbench.__file__).parent
+    shared = {"algos/__init__.py", "algos/core.py"}
+    on_disk = {f"algos/{f.name}" for f in (base / "algos").glob("*.py")} - shared
+    assert on_disk == {f for fs in rs.ALGO_SOURCES.values() for f in fs}
+    for algo, files in rs.ALGO_SOURCES.items():
+        for rel in files:
+            tree = ast.parse((base / rel).read_text())
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("omarbench.algos."):
+                    dep = "algos/" + node.module.rsplit(".", 1)[1] + ".py"
+                    assert dep in shared or dep in files, f"{algo}: {rel} imports {dep}"
+
+
 def test_record_file_is_compact_json_with_one_field_per_line(tmp_path):
     rec = make_record(seed=3, score=1.5)
     path = rs.write_record(tmp_path, rec)

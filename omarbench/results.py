@@ -138,8 +138,7 @@ def source_digest(package_dir: str | os.PathLike | None = None, algo: str | None
     base = Path(package_dir) if package_dir is not None else Path(__file__).resolve().parent
     if algo is not None and algo not in ALGO_SOURCES:
         raise ValueError(f"no source list for algorithm {algo!r}; known: {', '.join(ALGO_SOURCES)}")
-    others = set() if algo is None else {f for a, fs in ALGO_SOURCES.items() if a != algo for f in fs}
-    others -= set(ALGO_SOURCES.get(algo, ()))
+    others = set() if algo is None else {f for fs in ALGO_SOURCES.values() for f in fs} - set(ALGO_SOURCES[algo])
     h = hashlib.sha256()
     for f in _source_files(base):
         rel = f.relative_to(base).as_posix()

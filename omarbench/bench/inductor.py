@@ -14,25 +14,14 @@ aot_autograd rejects. The first compiled calls (tens of seconds) are excluded fr
 
 from __future__ import annotations
 
-import statistics
 import time
 
 import torch
 
+from omarbench.bench import interleaved_median_ms
 from omarbench.nn import BatchedTwinCritic, sampled_logsumexp
 
 MEMBERS, BATCH, OBS, ACT, SAMPLED = 15, 1024, 18, 2, 10
-
-
-def _median_ms(fns: dict, reps: int) -> dict[str, float]:
-    """Median wall time of each function, called in turn (interleaved) ``reps`` times."""
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(reps):
-        for key, f in fns.items():
-            t = time.perf_counter()
-            f()
-            times[key].append(time.perf_counter() - t)
-    return {k: statistics.median(v) * 1e3 for k, v in times.items()}
 
 
 def run(quick: bool = False) -> None:
@@ -83,10 +72,10 @@ def run(quick: bool = False) -> None:
     print(f"  compiled vs eager gradients, twin regression step: max difference {diff:.1e}")
 
     reps = 5 if quick else 20
-    r = _median_ms({"eager": lambda: regression(*leaves), "compiled": lambda: reg_c(*leaves)}, reps)
+    r = interleaved_median_ms({"eager": lambda: regression(*leaves), "compiled": lambda: reg_c(*leaves)}, reps)
     print(f"  twin regression step, {MEMBERS} members x {batch} rows: eager {r['eager']:.1f} ms, "
           f"compiled {r['compiled']:.1f} ms ({r['eager'] / r['compiled']:.2f}x)")
-    r = _median_ms({"autograd": lambda: penalty(*leaves), "compiled": lambda: pen_c(*leaves),
+    r = interleaved_median_ms({"autograd": lambda: penalty(*leaves), "compiled": lambda: pen_c(*leaves),
                     "ours": ours_penalty}, max(3, reps // 2))
     print(f"  sampled-action pass, {SAMPLED} actions/state: autograd eager {r['autograd']:.0f} ms, "
           f"autograd compiled {r['compiled']:.0f} ms, sampled_logsumexp {r['ours']:.0f} ms "

@@ -26,6 +26,7 @@ from torch import nn
 
 from omarbench.algos import get_algorithm
 from omarbench.algos.core import Learners
+from omarbench.bench import interleaved_median_ms
 
 SEEDS, AGENTS, BATCH, HIDDEN, OBS, ACT, ROWS = 5, 3, 1024, 64, 18, 2, 100_000
 ORDER = ("BC", "MA-TD3+BC", "MA-ICQ", "MA-CQL", "OMAR")
@@ -296,15 +297,10 @@ def _layer_times(M: int, reps: int) -> tuple[float, float]:
     def vmap_step():
         vf(params, bufs, x).sum().backward()
 
-    times: dict[str, list[float]] = {"bmm": [], "vmap": []}
     bmm_step()
     vmap_step()
-    for _ in range(reps):
-        for key, f in (("bmm", bmm_step), ("vmap", vmap_step)):
-            t = time.perf_counter()
-            f()
-            times[key].append(time.perf_counter() - t)
-    return statistics.median(times["bmm"]) * 1e3, statistics.median(times["vmap"]) * 1e3
+    ms = interleaved_median_ms({"bmm": bmm_step, "vmap": vmap_step}, reps)
+    return ms["bmm"], ms["vmap"]
 
 
 def layer_choice(reps: int) -> list[tuple[int, float, float]]:

@@ -30,9 +30,11 @@ import secrets
 import subprocess
 import warnings
 from collections.abc import Iterator, Mapping
-from functools import cache, lru_cache
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from omarbench.versions import code_version, source_digest  # noqa: F401  (run keys use them)
 
 if TYPE_CHECKING:  # pandas is imported where tables are built, so writers stay light
     import pandas as pd
@@ -97,66 +99,6 @@ def key_of(record: Mapping[str, Any]) -> str:
         record["algo"], record["task"], record["level"], record["seed"], record.get("preset", ""),
         record.get("config") or {}, (record.get("dataset") or {}).get("digest"), record.get("code_version", ""),
     )
-
-
-# The sources that decide a run's numbers once its config and dataset are fixed: the learners, the
-# training and evaluation loop, the environments and the fixed prey they evaluate against, and the
-# dataset reader. Everything else (sweep, report, CLI, collection: a dataset is identified by its digest)
-# can change without invalidating finished runs, so a long study survives commits of its own records.
-RESULT_SOURCES: tuple[str, ...] = (
-    "algos", "nn.py", "train.py", "presets.py", "tasks", "assets/prey", "data/reader.py", "data/schema.py",
-)
-# The files under ``algos/`` that only one algorithm's runs depend on (its own module and the modules
-# it imports). A run's code version covers the shared sources and its algorithm's files, not the other
-# algorithms': fixing one algorithm reruns that algorithm only. ``tests/test_results.py`` checks that
-# every algorithm module is listed and that each entry includes the algorithm modules it imports.
-ALGO_SOURCES: dict[str, tuple[str, ...]] = {
-    "BC": ("algos/bc.py",),
-    "MA-TD3+BC": ("algos/td3bc.py",),
-    "MA-ICQ": ("algos/icq.py",),
-    "MA-CQL": ("algos/cql.py",),
-    "OMAR": ("algos/omar.py", "algos/cql.py"),
-}
-
-
-def _source_files(base: Path) -> list[Path]:
-    files: list[Path] = []
-    for entry in RESULT_SOURCES:
-        path = base / entry
-        if path.is_dir():
-            files += [f for f in path.rglob("*") if f.is_file() and f.suffix in (".py", ".pt", ".json")]
-        elif path.is_file():
-            files.append(path)
-    return sorted(files, key=lambda f: f.relative_to(base).as_posix())
-
-
-def source_digest(package_dir: str | os.PathLike | None = None, algo: str | None = None) -> str:
-    """sha256 over the relative paths and bytes of :data:`RESULT_SOURCES` (``.py`` files and prey assets).
-
-    With ``algo`` (a canonical name), the other algorithms' own files (:data:`ALGO_SOURCES`) are left out.
-    """
-    base = Path(package_dir) if package_dir is not None else Path(__file__).resolve().parent
-    if algo is not None and algo not in ALGO_SOURCES:
-        raise ValueError(f"no source list for algorithm {algo!r}; known: {', '.join(ALGO_SOURCES)}")
-    others = set() if algo is None else {f for fs in ALGO_SOURCES.values() for f in fs} - set(ALGO_SOURCES[algo])
-    h = hashlib.sha256()
-    for f in _source_files(base):
-        rel = f.relative_to(base).as_posix()
-        if rel in others:
-            continue
-        data = f.read_bytes()
-        h.update(len(rel).to_bytes(8, "little") + rel.encode() + len(data).to_bytes(8, "little") + data)
-    return h.hexdigest()
-
-
-@cache
-def code_version(algo: str | None = None) -> str:
-    """``<omarbench version>+src.<12 hex>``: the package version and the digest of the result-deciding
-    sources (:func:`source_digest`), for one algorithm's runs when ``algo`` is given. Part of every run
-    key: a run is redone when its version changes."""
-    from omarbench import __version__
-
-    return f"{__version__}+src.{source_digest(algo=algo)[:12]}"
 
 
 @lru_cache(maxsize=1)
@@ -275,7 +217,12 @@ def failed_record(
     wall_time_s: float = 0.0,
 ) -> dict[str, Any]:
     """A complete record (status ``failed``) for a run that did not produce one itself."""
-    version = code_version_ or code_version(algo if algo in ALGO_SOURCES else None)
+    if code_version_ is None:
+        try:
+            code_version_ = code_version(algo)
+        except ValueError:  # not an algorithm of this package
+            code_version_ = code_version()
+    version = code_version_
     dataset = dict(dataset or {})
     reason_line = " ".join(str(reason).split()) or "unknown error"
     return {

@@ -26,11 +26,9 @@ from pathlib import Path
 
 PACKAGE = "omarbench"
 # The package-relative paths that decide a run's numbers (a directory stands for its modules).
-RESULT_SOURCES: tuple[str, ...] = (
-    "algos", "nn.py", "train.py", "presets.py", "tasks", "data/reader.py", "data/schema.py",
-)
+RESULT_SOURCES: tuple[str, ...] = ("offline", "tasks", "data/reader.py", "data/schema.py")
 RESULT_ASSETS: tuple[str, ...] = ("assets/prey",)  # counted by content
-ALGO_PACKAGE = "algos"  # the algorithms' own modules; the other algorithms' are left out of a version
+ALGO_PACKAGE = "offline/algos"  # the algorithms' own modules; the other algorithms' are left out of a version
 ALGO_SHARED: tuple[str, ...] = ("__init__", "core")  # modules of ALGO_PACKAGE every algorithm uses
 
 
@@ -41,7 +39,7 @@ class _Normalise(ast.NodeTransformer):
         body = node.body
         if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
                 and isinstance(body[0].value.value, str):
-            node.body = body[1:] or [ast.Pass()]
+            node.body = body[1:] or ([] if isinstance(node, ast.Module) else [ast.Pass()])
         self.generic_visit(node)
         return node
 
@@ -65,6 +63,9 @@ def normalised_source(text: str) -> str:
 @lru_cache(maxsize=1024)
 def _text_digest(text: str) -> str:
     return hashlib.sha256(normalised_source(text).encode()).hexdigest()
+
+
+_EMPTY = hashlib.sha256(b"").hexdigest()  # a module with nothing but a docstring decides nothing
 
 
 def _module_digest(path: Path) -> str:
@@ -128,7 +129,7 @@ def source_digest(package_dir: str | os.PathLike | None = None, algo: str | None
         if algo not in per_algo:
             raise ValueError(f"no algorithm module names {algo!r}; known: {', '.join(sorted(per_algo))}")
         modules -= set().union(*per_algo.values()) - per_algo[algo]
-    parts = sorted({"py:" + _module_digest(f) for f in modules}
+    parts = sorted({"py:" + _module_digest(f) for f in modules if _module_digest(f) != _EMPTY}
                    | {"asset:" + hashlib.sha256(f.read_bytes()).hexdigest()
                       for f in _files(base, RESULT_ASSETS, (".pt", ".json"))})
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()

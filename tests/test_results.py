@@ -115,7 +115,7 @@ def _edit(pkg, rel, old, new):
 
 
 def _algos():
-    from omarbench.algos import ALGO_NAMES
+    from omarbench.offline.algos import ALGO_NAMES
 
     return list(ALGO_NAMES)
 
@@ -125,10 +125,10 @@ def test_code_version_follows_result_sources_only(tmp_path):
     the sweep does not (a long study survives commits of its own records)."""
     pkg = _package_copy(tmp_path)
     base = rs.source_digest(pkg)
-    for harmless in ("report/build.py", "sweep.py", "cli.py"):
+    for harmless in ("report/build.py", "grid/sweep.py", "cli/__init__.py"):
         (pkg / harmless).write_text((pkg / harmless).read_text() + "\nX_EDITED = 1\n")
     assert rs.source_digest(pkg) == base
-    (pkg / "algos" / "cql.py").write_text((pkg / "algos" / "cql.py").read_text() + "\nX_EDITED = 1\n")
+    (pkg / "offline/algos/cql.py").write_text((pkg / "offline/algos/cql.py").read_text() + "\nX_EDITED = 1\n")
     assert rs.source_digest(pkg) != base
     assert rs.code_version().split("+src.")[1] == rs.source_digest()[:12]
 
@@ -136,10 +136,10 @@ def test_code_version_follows_result_sources_only(tmp_path):
 def test_comments_docstrings_and_formatting_do_not_change_a_version(tmp_path):
     pkg = _package_copy(tmp_path)
     before = {a: rs.source_digest(pkg, a) for a in [None, *_algos()]}
-    _edit(pkg, "algos/core.py", "\n\n@dataclass\nclass TD3Config", "\n# a note\n\n\n@dataclass\nclass  TD3Config")
-    _edit(pkg, "algos/core.py", '"""Hyperparameters shared', '"""Reworded: hyperparameters shared')
-    _edit(pkg, "algos/icq.py", '"""MA-ICQ:', '"""An edited module docstring.\n\nMA-ICQ:')
-    _edit(pkg, "nn.py", "\nimport torch\n", "\nimport torch  # the tensor library\n")
+    _edit(pkg, "offline/algos/core.py", "\n\n@dataclass\nclass TD3Config", "\n# a note\n\n\n@dataclass\nclass  TD3Config")
+    _edit(pkg, "offline/algos/core.py", '"""Hyperparameters shared', '"""Reworded: hyperparameters shared')
+    _edit(pkg, "offline/algos/icq.py", '"""MA-ICQ:', '"""An edited module docstring.\n\nMA-ICQ:')
+    _edit(pkg, "offline/nn.py", "\nimport torch\n", "\nimport torch  # the tensor library\n")
     assert {a: rs.source_digest(pkg, a) for a in before} == before
 
 
@@ -149,21 +149,20 @@ def test_moves_and_renames_do_not_change_a_version(tmp_path):
 
     pkg = _package_copy(tmp_path)
     before = {a: rs.source_digest(pkg, a) for a in [None, *_algos()]}
-    # rename data/reader.py -> data/reading.py, move nn.py -> learning/nets.py, algos/ -> learning/zoo/
+    # rename data/reader.py -> data/reading.py, move offline/nn.py -> nets.py, offline/algos/ -> zoo/
     (pkg / "data" / "reader.py").rename(pkg / "data" / "reading.py")
-    (pkg / "learning").mkdir()
-    (pkg / "nn.py").rename(pkg / "learning" / "nets.py")
-    (pkg / "algos").rename(pkg / "learning" / "zoo")
+    (pkg / "offline" / "nn.py").rename(pkg / "nets.py")
+    (pkg / "offline" / "algos").rename(pkg / "zoo")
     for f in pkg.rglob("*.py"):
         text = f.read_text()
         new = (text.replace("omarbench.data.reader", "omarbench.data.reading")
-               .replace("omarbench.nn", "omarbench.learning.nets")
-               .replace("omarbench.algos", "omarbench.learning.zoo"))
+               .replace("omarbench.offline.nn", "omarbench.nets")
+               .replace("omarbench.offline.algos", "omarbench.zoo"))
         if new != text:
             f.write_text(new)
-    sources = tuple({"nn.py": "learning/nets.py", "algos": "learning/zoo", "data/reader.py": "data/reading.py"}
-                    .get(s, s) for s in versions.RESULT_SOURCES)
-    after = {a: rs.source_digest(pkg, a, sources=sources, algo_package="learning/zoo") for a in before}
+    sources = (*versions.RESULT_SOURCES, "nets.py", "zoo")
+    sources = tuple(s.replace("data/reader.py", "data/reading.py") for s in sources)
+    after = {a: rs.source_digest(pkg, a, sources=sources, algo_package="zoo") for a in before}
     assert after == before
 
 
@@ -180,16 +179,16 @@ def test_an_algorithm_version_follows_its_own_files_and_the_shared_ones(tmp_path
 
     v0 = versions()
     assert len(set(v0.values())) == len(algos)
-    edit("algos/icq.py")
+    edit("offline/algos/icq.py")
     v1 = versions()
     assert [a for a in algos if v1[a] != v0[a]] == ["MA-ICQ"]
-    edit("algos/cql.py")  # OMAR's critic penalty is CQL's
+    edit("offline/algos/cql.py")  # OMAR's critic penalty is CQL's
     v2 = versions()
     assert sorted(a for a in algos if v2[a] != v1[a]) == ["MA-CQL", "OMAR"]
-    edit("algos/core.py")
+    edit("offline/algos/core.py")
     v3 = versions()
     assert all(v3[a] != v2[a] for a in algos)
-    edit("train.py")
+    edit("offline/train.py")
     v4 = versions()
     assert all(v4[a] != v3[a] for a in algos)
     for a in algos:
@@ -204,7 +203,7 @@ def test_every_registered_algorithm_is_found_in_its_own_module():
 
     import omarbench
     from omarbench import versions
-    from omarbench.algos import ALGORITHMS
+    from omarbench.offline.algos import ALGORITHMS
 
     found = versions.algorithm_modules(Path(omarbench.__file__).parent)
     assert set(found) == set(ALGORITHMS)

@@ -18,7 +18,7 @@ import pytest
 from test_results import make_record
 
 from omarbench import results as rs
-from omarbench import sweep
+from omarbench.grid import sweep
 from omarbench.errors import OmarbenchError, UsageError
 
 TESTS_DIR = str(Path(__file__).parent)
@@ -172,12 +172,12 @@ def test_grid_jobs_batch_seeds_and_parallelism_fits_cores():
 
 
 def test_grid_choices_match_the_components():
-    from omarbench.algos import ALGO_NAMES
+    from omarbench.offline.algos import ALGO_NAMES
     from omarbench.data import LEVELS
     from omarbench.tasks.envs import BACKENDS
 
     assert set(sweep.ALL_ALGOS) == set(ALGO_NAMES) and sweep.LEVELS == LEVELS and sweep.BACKENDS == BACKENDS
-    presets = pytest.importorskip("omarbench.presets", reason="the presets module is not in this build")
+    presets = pytest.importorskip("omarbench.offline.presets", reason="the presets module is not in this build")
     assert set(sweep.PRESETS) == set(presets.PRESETS)
 
 
@@ -217,7 +217,7 @@ import sys
 sys.path.insert(0, {tests!r})
 from test_sweep import fake_hooks, small_spec
 from pathlib import Path
-from omarbench import sweep
+from omarbench.grid import sweep
 if __name__ == "__main__":
     spec = small_spec(Path({tmp!r}), seeds={seeds!r}, algos={algos!r}, tasks={tasks!r})
     out = sweep.run_sweep(spec, hooks=fake_hooks(), jobs=2, progress=False)

@@ -106,9 +106,9 @@ def main() -> None:
     episodes, 600 rounds of the ``quick`` settings, seeds 0-2; prints the final returns."""
     import tempfile
 
-    from omarbench.algos import ALGO_NAMES
+    from omarbench.offline.algos import ALGO_NAMES
     from omarbench.tasks.spec import parse_task_id
-    from omarbench.train import train
+    from omarbench.offline.train import train
 
     torch.set_num_threads(1)
     task = parse_task_id("spread-n1")

@@ -174,6 +174,6 @@ def make_vec_env(
         raise bad_choice("backend", backend, BACKENDS)
     if backend == "mpe2":
         return ReferenceVecEnv(task, num_envs, seed, fixed_policy)
-    from omarbench.tasks.mpe_fast import NumpyVecEnv  # the batched engine
+    from omarbench.tasks.numpy_engine import NumpyVecEnv  # the batched engine
 
     return NumpyVecEnv(task, num_envs, seed, fixed_policy)

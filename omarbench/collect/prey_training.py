@@ -25,9 +25,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from omarbench.behaviour.collector import check_writable
-from omarbench.behaviour.matd3 import MATD3Config
-from omarbench.behaviour.run import BehaviourRun, RunConfig, atomic_write_bytes, atomic_write_json, torch_bytes
+from omarbench.collect.collector import check_writable
+from omarbench.collect.matd3 import MATD3Config
+from omarbench.collect.run import BehaviourRun, RunConfig, atomic_write_bytes, atomic_write_json, torch_bytes
 from omarbench.data import default_root
 from omarbench.data.provenance import command_line, now_utc, package_versions
 from omarbench.errors import UsageError

@@ -8,9 +8,9 @@ update). An algorithm file says only what differs (:class:`Algorithm`): the crit
 penalty, the actor objective.
 
 Batching: all members of one *group* (learners with the same observation/action sizes, times all
-seeds) live in one :class:`~omarbench.nn.BatchedActor` / :class:`~omarbench.nn.BatchedTwinCritic`.
+seeds) live in one :class:`~omarbench.offline.nn.BatchedActor` / :class:`~omarbench.offline.nn.BatchedTwinCritic`.
 Member ``(seed, agent)`` draws its initial weights, its minibatch indices and its sampled actions from
-its own generators (:func:`omarbench.nn.member_generators`), and every reduction is per member, so
+its own generators (:func:`omarbench.offline.nn.member_generators`), and every reduction is per member, so
 member k of a batched run equals a lone run of seed k up to float rounding. Losses of different
 members are summed only to call ``backward`` once; gradients never mix.
 """
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from omarbench.errors import OmarbenchError, UsageError
-from omarbench.nn import (
+from omarbench.offline.nn import (
     INIT,
     MINIBATCH,
     NOISE,

@@ -4,8 +4,8 @@ Workload: 5 seeds × 3 agents, batch 1024 per learner, hidden 64, spread's sizes
 
 * **baseline** — the authors' structure (OMAR's ``MATD3.update``): one ``nn.Module`` actor and twin
   critic per (seed, agent), ``torch.optim.Adam``, ``clip_grad_norm_``, soft updates walking
-  ``parameters()``, one update call per agent; the same math as :mod:`omarbench.algos`.
-* **batched** — :class:`omarbench.algos.core.Learners`: all 15 members in one set of tensors.
+  ``parameters()``, one update call per agent; the same math as :mod:`omarbench.offline.algos`.
+* **batched** — :class:`omarbench.offline.algos.core.Learners`: all 15 members in one set of tensors.
 
 Both run in the same process, interleaved round by round so that load from other processes hits both
 alike; the ratio is the median over rounds. Also printed: the achieved GFLOP/s of the batched learner
@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from omarbench.algos import get_algorithm
-from omarbench.algos.core import Learners
-from omarbench.bench import interleaved_median_ms
+from omarbench.offline.algos import get_algorithm
+from omarbench.offline.algos.core import Learners
+from omarbench.perf import interleaved_median_ms
 
 SEEDS, AGENTS, BATCH, HIDDEN, OBS, ACT, ROWS = 5, 3, 1024, 64, 18, 2, 100_000
 ORDER = ("BC", "MA-TD3+BC", "MA-ICQ", "MA-CQL", "OMAR")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from omarbench.algos.core import Algorithm, TD3Config
+from omarbench.offline.algos.core import Algorithm, TD3Config
 
 
 @dataclass

@@ -35,7 +35,7 @@ def report_command(
     from rich.console import Console
 
     from omarbench.report.build import REFERENCES, build_report
-    from omarbench.sweep import PRESETS, check_choice, default_root, parse_tasks
+    from omarbench.grid.sweep import PRESETS, check_choice, default_root, parse_tasks
 
     check_choice("references", references, REFERENCES)
     if preset is not None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from omarbench.algos.core import Algorithm, TD3Config
+from omarbench.offline.algos.core import Algorithm, TD3Config
 
 
 @dataclass

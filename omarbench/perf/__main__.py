@@ -6,7 +6,7 @@ import argparse
 import importlib
 import pkgutil
 
-import omarbench.bench as bench_pkg
+import omarbench.perf as bench_pkg
 
 
 def available() -> list[str]:
@@ -15,13 +15,13 @@ def available() -> list[str]:
 
 def main() -> None:
     names = available()
-    parser = argparse.ArgumentParser(prog="python -m omarbench.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m omarbench.perf", description=__doc__)
     parser.add_argument("names", nargs="*", help="benchmarks to run")
     parser.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
     args = parser.parse_args()
     for name in args.names or names:
         print(f"\n=== bench: {name} ===", flush=True)
-        importlib.import_module(f"omarbench.bench.{name}").run(quick=args.quick)
+        importlib.import_module(f"omarbench.perf.{name}").run(quick=args.quick)
 
 
 if __name__ == "__main__":

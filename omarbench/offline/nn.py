@@ -4,7 +4,7 @@ The offline learners (PROTOCOL §5) are small: input BatchNorm, Linear-ReLU-Line
 64. Training five seeds of three agents as fifteen separate modules spends most of its time in Python and
 in tiny kernels; here every weight has a leading *member* axis and a layer is one batched matmul over all
 members (``baddbmm``). On this project's CPU a batched matmul layer was measured against
-``torch.func.stack_module_state`` + ``vmap`` (``omarbench/bench/zoo.py``, figures in the README): they tie
+``torch.func.stack_module_state`` + ``vmap`` (``omarbench/perf/zoo.py``, figures in the README): they tie
 within noise (7.5 vs 8.1 ms forward+backward for 15 members), and the plain batched layer needs no
 functional-call machinery, so it is what we use.
 
@@ -22,7 +22,7 @@ Three pieces:
   ``torch.Generator`` seeded from ``(seed, agent, purpose)`` only, so running seeds {0, 1, 2} together
   gives member ``k`` exactly what a lone run of seed ``k`` gets.
 
-Heterogeneous observation sizes are handled one level up (``omarbench.algos.core`` builds one batched
+Heterogeneous observation sizes are handled one level up (``omarbench.offline.algos.core`` builds one batched
 network per distinct (obs_dim, act_dim) group of learners), so no padding ever touches user data.
 """
 

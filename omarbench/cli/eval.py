@@ -1,6 +1,6 @@
 """``omarbench eval``: run the evaluation grid (or the agent-count study) from the command line.
 
-Parses the options, calls :func:`omarbench.sweep.run_sweep`, prints; exit code 0 when every run
+Parses the options, calls :func:`omarbench.grid.sweep.run_sweep`, prints; exit code 0 when every run
 finished, 1 when a run failed (it is recorded with its reason), 2 for bad input, 130 when interrupted.
 """
 
@@ -58,7 +58,7 @@ def eval_command(
     """Run the grid algos × tasks × levels × seeds; finished runs are skipped, so a killed sweep resumes."""
     from rich.console import Console
 
-    from omarbench import sweep
+    from omarbench.grid import sweep
 
     sweep.check_choice("preset", preset, sweep.PRESETS)
     seed_list = sweep.parse_seeds(seeds if seeds is not None else str(sweep.DEFAULT_SEEDS[preset]))

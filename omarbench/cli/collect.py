@@ -29,7 +29,7 @@ def collect_command(
     """Collect datasets: train (or reuse, or resume) the task's behaviour run, then write the levels."""
     from rich.console import Console
 
-    from omarbench.behaviour.collector import collect
+    from omarbench.collect.collector import collect
 
     console = Console()
     paths = collect(task, level, transitions=transitions, seed=seed, root=root, backend=backend, preset=preset,
@@ -57,7 +57,7 @@ def prey_train_command(
 
     from rich.console import Console
 
-    from omarbench.behaviour.prey_training import PREY_RUN, train_prey
+    from omarbench.collect.prey_training import PREY_RUN, train_prey
     from omarbench.errors import UsageError
 
     if steps is not None and steps <= 0:

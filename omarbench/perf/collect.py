@@ -14,7 +14,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from omarbench.behaviour.collector import Collector, LevelPlan, preset_config
+from omarbench.collect.collector import Collector, LevelPlan, preset_config
 from omarbench.tasks.spec import parse_task_id
 
 TASKS = ("spread", "tag", "world")

@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from omarbench.algos import canonical_name, get_algorithm
-from omarbench.algos.core import TD3Config
+from omarbench.offline.algos import canonical_name, get_algorithm
+from omarbench.offline.algos.core import TD3Config
 from omarbench.errors import UsageError, bad_choice
 from omarbench.tasks.spec import Task, parse_task_id
 

@@ -268,7 +268,7 @@ class Hooks:
 def default_hooks() -> Hooks:
     """The real trainer, collector and dataset lookup of this package."""
     return Hooks(
-        train="omarbench.train:train",
+        train="omarbench.offline.train:train",
         ensure_dataset=_real_ensure_dataset,
         dataset_info=_real_dataset_info,
         resolve_config=_real_resolve_config,
@@ -828,7 +828,7 @@ def _default_results_dir(root: str | None) -> Path:
 
 def _real_ensure_dataset(task: str, level: str, **kwargs: Any) -> Any:
     try:
-        from omarbench.behaviour.collector import ensure_dataset
+        from omarbench.collect.collector import ensure_dataset
     except ImportError as exc:
         raise OmarbenchError(f"the dataset collector is not available in this build ({exc})") from None
     return ensure_dataset(task, level, **kwargs)
@@ -836,7 +836,7 @@ def _real_ensure_dataset(task: str, level: str, **kwargs: Any) -> Any:
 
 def _real_resolve_config(algo: str, task: str, level: str, preset: str, overrides: Any) -> dict[str, Any]:
     try:
-        from omarbench.presets import resolve_config
+        from omarbench.offline.presets import resolve_config
     except ImportError as exc:
         raise OmarbenchError(f"the training presets are not available in this build ({exc})") from None
 

@@ -40,13 +40,13 @@ def train_command(
     """Train one offline algorithm on one dataset; one run record per seed."""
     from rich.console import Console
 
-    from omarbench.algos import canonical_name
+    from omarbench.offline.algos import canonical_name
     from omarbench.errors import UsageError, bad_choice
-    from omarbench.presets import check_level, check_preset, make_config, parse_overrides
-    from omarbench.sweep import parse_seeds
+    from omarbench.offline.presets import check_level, check_preset, make_config, parse_overrides
+    from omarbench.grid.sweep import parse_seeds
     from omarbench.tasks.envs import BACKENDS
     from omarbench.tasks.spec import parse_task_id
-    from omarbench.train import train
+    from omarbench.offline.train import train
 
     name = canonical_name(algo)
     task_obj = parse_task_id(task)

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from omarbench.behaviour.matd3 import MATD3, Actor, MATD3Config, ReplayBuffer
+from omarbench.collect.matd3 import MATD3, Actor, MATD3Config, ReplayBuffer
 from omarbench.errors import OmarbenchError
 from omarbench.tasks.envs import make_vec_env
 from omarbench.tasks.prey import FixedPolicy

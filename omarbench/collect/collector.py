@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from omarbench.behaviour.matd3 import MATD3Config
-from omarbench.behaviour.run import ActorPolicy, BehaviourRun, RunConfig, atomic_write_json
+from omarbench.collect.matd3 import MATD3Config
+from omarbench.collect.run import ActorPolicy, BehaviourRun, RunConfig, atomic_write_json
 from omarbench.data import LEVELS, DatasetWriter, dataset_id, dataset_path, default_root, preset_root
 from omarbench.data.store import open_store
 from omarbench.errors import OmarbenchError, UsageError, bad_choice

@@ -2,7 +2,7 @@
 
     records = train("OMAR", "tag", "expert", seeds=[0, 1, 2, 3, 4])
 
-All seeds train together (one set of batched networks, :mod:`omarbench.algos.core`) for the preset's
+All seeds train together (one set of batched networks, :mod:`omarbench.offline.algos.core`) for the preset's
 number of update rounds. Every ``eval_every`` rounds (and at round 0) the deterministic policy of every
 seed plays ``eval_episodes`` episodes, all seeds' episodes stepped together; at the end the final
 policy plays ``final_episodes`` episodes per seed. One record per seed is written atomically
@@ -31,10 +31,10 @@ import numpy as np
 import torch
 
 from omarbench import results as rs
-from omarbench.algos import canonical_name, get_algorithm
-from omarbench.algos.core import Learners, TD3Config
+from omarbench.offline.algos import canonical_name, get_algorithm
+from omarbench.offline.algos.core import Learners, TD3Config
 from omarbench.errors import UsageError, bad_choice
-from omarbench.presets import check_level, check_preset, make_config
+from omarbench.offline.presets import check_level, check_preset, make_config
 from omarbench.tasks.envs import BACKENDS, make_vec_env
 from omarbench.tasks.spec import Task, parse_task_id
 

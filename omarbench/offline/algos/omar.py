@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
-from omarbench.algos.core import Algorithm
-from omarbench.algos.cql import CQLConfig, cql_penalty
+from omarbench.offline.algos.core import Algorithm
+from omarbench.offline.algos.cql import CQLConfig, cql_penalty
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Env-steps per second of the batched NumPy engine against the reference, measured in one run.
 
 The engine steps 1,024 copies at once through ``VecEnv.step`` (fixed prey inside, auto-reset
-included); the reference steps one mpe2-based environment at a time (``omarbench.bench.reference``).
+included); the reference steps one mpe2-based environment at a time (``omarbench.perf.reference``).
 Both draw uniform-random actions every step. Engine and reference windows alternate (three of each,
 so that a change in machine load hits both) and each figure is the median of its windows.
 """
@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from omarbench.bench.reference import TASKS, reference_steps_per_second
+from omarbench.perf.reference import TASKS, reference_steps_per_second
 from omarbench.tasks.envs import VecEnv, make_vec_env
 from omarbench.tasks.spec import parse_task_id
 

@@ -17,7 +17,6 @@ Public API::
     load_records(results_dir) -> DataFrame  one row per run (tidy)
     load_curves(results_dir) -> DataFrame   long form: one row per (run, evaluation round)
     load_behaviour(results_dir) -> DataFrame
-    completed_keys(results_dir) -> set      keys of the runs that finished with status "ok"
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ import datetime as _dt
 import hashlib
 import json
 import os
-import secrets
 import subprocess
 import warnings
 from collections.abc import Iterator, Mapping
@@ -34,6 +32,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from omarbench.io import atomic_write_text
 from omarbench.versions import code_version, source_digest  # noqa: F401  (run keys use them)
 
 if TYPE_CHECKING:  # pandas is imported where tables are built, so writers stay light
@@ -134,43 +133,6 @@ def record_filename(record: Mapping[str, Any]) -> str:
 def behaviour_filename(record: Mapping[str, Any]) -> str:
     digest = (record.get("dataset") or {}).get("digest") or "nodigest"
     return f"{BEHAVIOUR_PREFIX}{_safe(record['task'])}__{_safe(record['level'])}__{digest[:12]}.json"
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` so that readers see either the old file or the whole new one.
-
-    The temporary file sits in the same directory (so ``os.replace`` is atomic), has a unique name (so
-    concurrent writers never share one), and is fsynced before the rename; the directory is fsynced after.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for open()
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # make the rename itself durable (best effort: not every platform can open a directory)
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
-    return path
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def record_text(record: Mapping[str, Any]) -> str:
@@ -393,15 +355,3 @@ def load_behaviour(results_dir: str | os.PathLike) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=list(BEHAVIOUR_COLUMNS))
     return df.sort_values(["task", "level", "file"], kind="stable").reset_index(drop=True)
 
-
-def completed_keys(results_dir: str | os.PathLike) -> set[str]:
-    """Keys (recomputed from each record's fields) of the runs that finished with status ``ok``."""
-    done = set()
-    for _, rec in iter_records(results_dir):
-        if rec.get("status") != "ok":
-            continue
-        try:
-            done.add(key_of(rec))
-        except (KeyError, TypeError, ValueError):
-            continue
-    return done

@@ -7,11 +7,11 @@ import pytest
 import torch
 from toy_offline import ToyAgent, ToyDataset, contextual_dataset, contextual_reward
 
+from omarbench.errors import UsageError
 from omarbench.offline.algos import ALGO_NAMES, canonical_name, get_algorithm
 from omarbench.offline.algos.core import Learners
 from omarbench.offline.algos.icq import batch_softmax
 from omarbench.offline.algos.omar import OMARConfig, rectified_actions
-from omarbench.errors import UsageError
 from omarbench.offline.nn import BatchedActor, BatchedTwinCritic, FlatAdam, FlatParams, sampled_logsumexp
 
 ALIASES = {"MA-ICQ": "icq", "MA-TD3+BC": "td3bc", "MA-CQL": "cql", "OMAR": "omar", "BC": "bc"}

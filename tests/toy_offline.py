@@ -107,8 +107,8 @@ def main() -> None:
     import tempfile
 
     from omarbench.offline.algos import ALGO_NAMES
-    from omarbench.tasks.spec import parse_task_id
     from omarbench.offline.train import train
+    from omarbench.tasks.spec import parse_task_id
 
     torch.set_num_threads(1)
     task = parse_task_id("spread-n1")

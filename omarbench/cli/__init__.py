@@ -1,4 +1,6 @@
-"""The ``omarbench`` command line: parse, call one library function, print. No logic lives here."""
+"""The ``omarbench`` command line: one module per command, sharing the options of
+:mod:`omarbench.cli.options`. Commands parse, call one library function and print; the library checks
+what it is given, so its errors read the same from Python and from the command line."""
 
 from __future__ import annotations
 
@@ -7,9 +9,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from omarbench import __version__
+from omarbench.cli import collect, datasets, report, tasks, train
+from omarbench.cli import eval as eval_
 from omarbench.errors import OmarbenchError
 
 app = typer.Typer(
@@ -18,22 +21,16 @@ app = typer.Typer(
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
-tasks_app = typer.Typer(help="List and inspect the benchmark's tasks.", invoke_without_command=True)
-app.add_typer(tasks_app, name="tasks")
-app.add_typer(__import__("omarbench.cli.datasets", fromlist=["app"]).app, name="datasets")
-app.command("collect")(__import__("omarbench.cli.collect", fromlist=["collect_command"]).collect_command)
-app.add_typer(__import__("omarbench.cli.collect", fromlist=["prey_app"]).prey_app, name="prey")
-app.command("eval")(__import__("omarbench.cli.eval", fromlist=["eval_command"]).eval_command)
-app.command("report")(__import__("omarbench.cli.report", fromlist=["report_command"]).report_command)
-app.command("train")(__import__("omarbench.cli.train", fromlist=["train_command"]).train_command)
+app.add_typer(tasks.app, name="tasks")
+app.add_typer(datasets.app, name="datasets")
+app.command("collect")(collect.collect_command)
+app.add_typer(collect.prey_app, name="prey")
+app.command("eval")(eval_.eval_command)
+app.command("report")(report.report_command)
+app.command("train")(train.train_command)
 
 console = Console()
 err_console = Console(stderr=True)
-
-TaskArg = Annotated[str, typer.Argument(help="Task id, e.g. spread, spread-n5, tag:mpe2.")]
-FlavorOpt = Annotated[
-    str | None, typer.Option("--flavor", help="paper (default, the authors' scenarios) or mpe2 (stock).")
-]
 
 
 def _version(value: bool) -> None:
@@ -51,87 +48,6 @@ def _root(
     """omarbench: offline multi-agent RL on the OMAR paper's tasks, reproducible on a CPU."""
 
 
-def _dims(dims: tuple[int, ...]) -> str:
-    """``(16, 16, 16, 14)`` → ``16×3, 14`` (runs of equal sizes folded)."""
-    runs: list[list[int]] = []
-    for d in dims:
-        if runs and runs[-1][0] == d:
-            runs[-1][1] += 1
-        else:
-            runs.append([d, 1])
-    return ", ".join(f"{d}×{k}" if k > 1 else str(d) for d, k in runs)
-
-
-@tasks_app.callback()
-def tasks_list(ctx: typer.Context, flavor: FlavorOpt = None) -> None:
-    """Table of the tasks, their flavors, agents and dimensions."""
-    if ctx.invoked_subcommand is not None:
-        return
-    from omarbench.tasks.spec import FLAVORS, default_tasks
-
-    table = Table(title="omarbench tasks (spread takes -nN, 1 <= N <= 20; add :mpe2 for the stock flavor)")
-    table.add_column("id", no_wrap=True)
-    for col in ("flavor", "agents", "learners", "fixed", "obs dims", "act", "return", "T"):
-        table.add_column(col)
-    for fl in [flavor] if flavor else FLAVORS:
-        for task in default_tasks(fl):
-            table.add_row(
-                task.id,
-                task.flavor,
-                str(task.n_agents),
-                str(len(task.learner_indices)),
-                str(len(task.fixed_indices)),
-                _dims(task.obs_dims),
-                "2",
-                task.return_rule,
-                str(task.episode_length),
-            )
-    console.print(table)
-
-
-@tasks_app.command("show")
-def tasks_show(task_id: TaskArg, flavor: FlavorOpt = None) -> None:
-    """Everything about one task: agents, roles, dimensions, the fixed policy."""
-    from omarbench.tasks.prey import fixed_policy_for
-    from omarbench.tasks.spec import parse_task_id
-
-    task = parse_task_id(task_id, flavor)
-    console.print(f"[bold]{task.id}[/]  flavor={task.flavor}  episode length={task.episode_length}  "
-                  f"reported return={task.return_rule}")
-    table = Table()
-    for col in ("index", "agent", "role", "obs dim", "act dim"):
-        table.add_column(col)
-    for i, a in enumerate(task.agents):
-        table.add_row(str(i), a.name, a.role, str(a.obs_dim), str(a.act_dim))
-    console.print(table)
-    fixed = fixed_policy_for(task)
-    if fixed is not None:
-        note = " (placeholder: not the trained prey)" if getattr(fixed, "is_placeholder", False) else ""
-        console.print(f"fixed agents follow: {fixed.name}{note}")
-
-
-@tasks_app.command("rollout")
-def tasks_rollout(
-    task_id: TaskArg,
-    flavor: FlavorOpt = None,
-    episodes: Annotated[int, typer.Option(help="Number of episodes.")] = 10,
-    seed: Annotated[int, typer.Option(help="Seed of the actions and resets.")] = 0,
-    backend: Annotated[
-        str, typer.Option(help="numpy (batched engine, default) or mpe2 (reference, one env at a time).")
-    ] = "numpy",
-) -> None:
-    """Step a task with uniform-random learners and print the reported return."""
-    from omarbench.tasks.rollout import random_rollout
-    from omarbench.tasks.spec import parse_task_id
-
-    summary = random_rollout(parse_task_id(task_id, flavor), episodes=episodes, seed=seed, backend=backend)
-    fixed = f", fixed agents: {summary.fixed_policy}" if summary.fixed_policy else ""
-    console.print(
-        f"{summary.task_id}: random policy, {summary.episodes} episodes{fixed}: "
-        f"reported return {summary.mean:.2f} ± {summary.std:.2f}"
-    )
-
-
 def main() -> None:
     """Console entry point: user-facing errors become one line on stderr and exit code 2."""
     try:
@@ -139,7 +55,3 @@ def main() -> None:
     except OmarbenchError as exc:
         err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
-
-
-if __name__ == "__main__":
-    main()

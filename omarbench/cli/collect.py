@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from omarbench.cli import options as opt
+
 
 def collect_command(
     task: Annotated[str, typer.Argument(help="Task id: spread, spread-n5, tag, world (add :mpe2 for stock).")],
@@ -17,14 +19,11 @@ def collect_command(
         int | None, typer.Option("--transitions", help="Size of random/medium/expert (default: the preset's).")
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the behaviour run and the rollouts.")] = 0,
-    root: Annotated[
-        Path | None, typer.Option("--root", help="Data root (default: $OMARBENCH_DATA, else "
-                                                 "~/.local/share/omarbench/datasets).")
-    ] = None,
-    backend: Annotated[str, typer.Option("--backend", help="Environments: numpy (batched) or mpe2.")] = "numpy",
-    preset: Annotated[str, typer.Option("--preset", help="paper (1M transitions) or quick (minutes).")] = "paper",
-    flavor: Annotated[str | None, typer.Option("--flavor", help="paper (default) or mpe2.")] = None,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Live progress bars.")] = True,
+    root: opt.Root = None,
+    backend: opt.Backend = "numpy",
+    preset: opt.Preset = "paper",
+    flavor: opt.Flavor = None,
+    progress: opt.Progress = True,
 ) -> None:
     """Collect datasets: train (or reuse, or resume) the task's behaviour run, then write the levels."""
     from rich.console import Console
@@ -47,7 +46,7 @@ def prey_train_command(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the co-training run.")] = 0,
     steps: Annotated[int | None, typer.Option("--steps", help="Step budget (default: the shipped one).")] = None,
     root: Annotated[Path | None, typer.Option("--root", help="Where the co-training run is kept.")] = None,
-    backend: Annotated[str, typer.Option("--backend", help="Environments: numpy (batched) or mpe2.")] = "numpy",
+    backend: opt.Backend = "numpy",
     out: Annotated[
         Path | None, typer.Option("--out", help="Weights file (default: the package's prey asset).")
     ] = None,
@@ -58,10 +57,7 @@ def prey_train_command(
     from rich.console import Console
 
     from omarbench.collect.prey_training import PREY_RUN, train_prey
-    from omarbench.errors import UsageError
 
-    if steps is not None and steps <= 0:
-        raise UsageError(f"--steps must be a positive integer, got {steps}")
     config = PREY_RUN if steps is None else replace(PREY_RUN, total_steps=steps)
     console = Console()
     train_prey(task, seed=seed, root=root, backend=backend, config=config, out=out, log=console.print)

@@ -12,6 +12,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from omarbench.cli import options as opt
 from omarbench.errors import UsageError
 
 app = typer.Typer(
@@ -21,11 +22,6 @@ app = typer.Typer(
 )
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)  # no folding in pipes
 
-RootOpt = Annotated[
-    Path | None,
-    typer.Option("--root", help="Directory holding the datasets (default: $OMARBENCH_DATA, else "
-                                "~/.local/share/omarbench/datasets)."),
-]
 DatasetArg = Annotated[str, typer.Argument(help="Dataset id (tag-expert, spread-n5-medium-replay, "
                                                 "tag:mpe2-random) or path to a .zarr store.")]
 
@@ -35,7 +31,7 @@ def _num(x, digits: int = 1) -> str:
 
 
 @app.command("list")
-def list_cmd(root: RootOpt = None) -> None:
+def list_cmd(root: opt.Root = None) -> None:
     """Every dataset under the root: size, mean and normalised return, digest, completeness."""
     from omarbench.data.catalog import list_datasets
     from omarbench.data.schema import default_root
@@ -65,7 +61,7 @@ def list_cmd(root: RootOpt = None) -> None:
 @app.command("info")
 def info_cmd(
     dataset: DatasetArg,
-    root: RootOpt = None,
+    root: opt.Root = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full metadata as JSON.")] = False,
 ) -> None:
     """A dataset's metadata: task, sizes, returns, references, provenance, digest, versions."""
@@ -107,7 +103,7 @@ def info_cmd(
 def verify_cmd(
     dataset: Annotated[str | None, typer.Argument(help="Dataset id or path (or use --all).")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Verify every dataset under the root.")] = False,
-    root: RootOpt = None,
+    root: opt.Root = None,
 ) -> None:
     """Decode every chunk (checksums) and recompute the digest; exit 1 if anything is wrong."""
     from omarbench.data.catalog import list_datasets
@@ -142,7 +138,7 @@ def card_cmd(
     dataset: DatasetArg,
     out: Annotated[Path, typer.Option("--out", help="Directory for the card and its histogram.")] = Path(
         "dataset_cards"),
-    root: RootOpt = None,
+    root: opt.Root = None,
 ) -> None:
     """Write the dataset card (Markdown) and its return histogram (PNG)."""
     from omarbench.data.card import write_card
@@ -157,7 +153,7 @@ def export_cmd(
     fmt: Annotated[str, typer.Option("--format", help="omar-npy (the OMAR authors' per-agent .npy files) "
                                                       "or npz (one file).")],
     out: Annotated[Path, typer.Option("--out", help="Output directory.")],
-    root: RootOpt = None,
+    root: opt.Root = None,
     force: Annotated[bool, typer.Option("--force", help="Replace existing files.")] = False,
 ) -> None:
     """Export a dataset to NumPy files, e.g. for the authors' code."""

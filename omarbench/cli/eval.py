@@ -6,40 +6,33 @@ finished, 1 when a run failed (it is recorded with its reason), 2 for bad input,
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from omarbench.cli import options as opt
 from omarbench.errors import UsageError
+from omarbench.vocab import EXECUTORS, PAPER_ALGOS, PAPER_TASKS, parse_levels, parse_overrides, seeds_or_default
 
-_ALGOS_HELP = "paper (MA-ICQ, MA-TD3+BC, MA-CQL, OMAR; the default), all (adds BC), or a comma list."
+_ALGOS_HELP = f"paper ({', '.join(PAPER_ALGOS)}; the default), all (every algorithm of the zoo), or a comma list."
 
 
 def eval_command(
     algos: Annotated[str | None, typer.Option("--algos", help=_ALGOS_HELP)] = None,
     tasks: Annotated[
-        str | None, typer.Option("--tasks", help="Comma list of task ids (default: spread,tag,world).")
+        str | None, typer.Option("--tasks", help=f"Comma list of task ids (default: {','.join(PAPER_TASKS)}).")
     ] = None,
     levels: Annotated[
         str | None, typer.Option("--levels", help="all (default) or a comma list of dataset levels.")
     ] = None,
-    seeds: Annotated[
-        str | None,
-        typer.Option("--seeds", help="A count (5 = seeds 0-4), a list (0,1,2) or a range (0-4). "
-                                     "Default: 5 with --preset paper, 2 with --preset quick."),
-    ] = None,
-    preset: Annotated[str, typer.Option("--preset", help="Training budget: quick or paper.")] = "paper",
+    seeds: opt.Seeds = None,
+    preset: opt.Preset = "paper",
     jobs: Annotated[
         int | None, typer.Option("--jobs", help="Jobs at a time (default: one per core, threads split evenly).")
     ] = None,
-    executor: Annotated[str, typer.Option("--executor", help="local (processes) or ray.")] = "local",
-    results: Annotated[
-        Path | None, typer.Option("--results", help="Results directory (default: <root>/results).")
-    ] = None,
-    root: Annotated[
-        Path | None, typer.Option("--root", help="Data root (default: $OMARBENCH_DATA or its default).")
-    ] = None,
+    executor: Annotated[str, typer.Option("--executor", help=f"{' or '.join(EXECUTORS)}.")] = "local",
+    results: opt.Results = None,
+    root: opt.Root = None,
     no_collect: Annotated[
         bool, typer.Option("--no-collect", help="Fail on missing datasets instead of collecting them.")
     ] = False,
@@ -47,28 +40,21 @@ def eval_command(
         bool, typer.Option("--scaling", help="The agent-count study: spread-nN, medium-replay, MA-CQL and OMAR.")
     ] = False,
     agents: Annotated[str, typer.Option("--agents", help="Agent counts for --scaling, e.g. 1-5 or 1-8.")] = "1-5",
-    device: Annotated[str, typer.Option("--device", help="Torch device of the learners.")] = "cpu",
-    backend: Annotated[str, typer.Option("--backend", help="Evaluation environments: numpy or mpe2.")] = "numpy",
-    set_: Annotated[
-        list[str] | None, typer.Option("--set", help="Override a hyperparameter of every run: KEY=VALUE (repeat).")
-    ] = None,
+    device: opt.Device = "cpu",
+    backend: opt.Backend = "numpy",
+    set_: opt.Set = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would run, run nothing.")] = False,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Live progress display.")] = True,
+    progress: opt.Progress = True,
 ) -> None:
     """Run the grid algos × tasks × levels × seeds; finished runs are skipped, so a killed sweep resumes."""
     from rich.console import Console
 
     from omarbench.grid import sweep
 
-    sweep.check_choice("preset", preset, sweep.PRESETS)
-    seed_list = sweep.parse_seeds(seeds if seeds is not None else str(sweep.DEFAULT_SEEDS[preset]))
-    sweep.check_choice("executor", executor, sweep.EXECUTORS)
-    sweep.check_choice("backend", backend, sweep.BACKENDS)
-    if jobs is not None and jobs < 1:
-        raise UsageError(f"--jobs must be a positive integer, got {jobs}")
+    seed_list = seeds_or_default(seeds, preset)
     settings = dict(
         preset=preset, root=str(root) if root else None, results_dir=str(results) if results else None,
-        device=device, backend=backend, overrides=sweep.parse_overrides(set_ or []) or None,
+        device=device, backend=backend, overrides=parse_overrides(set_) or None,
     )
     if scaling:
         given = [name for name, v in (("--algos", algos), ("--tasks", tasks), ("--levels", levels)) if v]
@@ -78,8 +64,8 @@ def eval_command(
     else:
         spec = sweep.SweepSpec(
             algos=sweep.parse_algos(algos or "paper"),
-            tasks=sweep.parse_tasks(tasks or ",".join(sweep.PAPER_TASKS)),
-            levels=sweep.parse_levels(levels or "all"),
+            tasks=sweep.parse_tasks(tasks or "all"),
+            levels=parse_levels(levels or "all"),
             seeds=seed_list,
             **settings,
         )

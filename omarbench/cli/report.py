@@ -7,12 +7,11 @@ from typing import Annotated
 
 import typer
 
+from omarbench.cli import options as opt
+
 
 def report_command(
-    results: Annotated[
-        Path | None, typer.Option("--results", help="Results directory (default: <data root>/results; "
-                                                "<data root>/quick/results with --preset quick).")
-    ] = None,
+    results: opt.Results = None,
     out: Annotated[Path, typer.Option("--out", help="Where to write the tables and figures.")] = Path(
         "leaderboards"
     ),
@@ -28,26 +27,19 @@ def report_command(
     tasks: Annotated[
         str | None, typer.Option("--tasks", help="Tasks of the main table (default: all but spread-nN).")
     ] = None,
-    root: Annotated[Path | None, typer.Option("--root", help="Data root, for the default results directory.")]
-    = None,
+    root: opt.Root = None,
 ) -> None:
     """Tables (Markdown, LaTeX, CSV), aggregates with CIs, the paper side by side, plots: from records alone."""
     from rich.console import Console
 
-    from omarbench.report.build import REFERENCES, build_report
-    from omarbench.grid.sweep import PRESETS, check_choice, default_root, parse_tasks
+    from omarbench.paths import results_dir
+    from omarbench.report.build import build_report
+    from omarbench.tasks.spec import parse_task_list
 
-    check_choice("references", references, REFERENCES)
-    if preset is not None:
-        check_choice("preset", preset, PRESETS)
-    task_list = parse_tasks(tasks) if tasks else None
-    from omarbench.data.schema import preset_root
-
+    task_list = parse_task_list(tasks) if tasks else None
     # the default results directory follows the preset's data root, as in ``omarbench eval``
-    data_root = preset_root(default_root(root), preset or "paper")
-    results_dir = results if results is not None else data_root / "results"
-    summary = build_report(results_dir, out, references=references, scaling=scaling, preset=preset,
-                           tasks=task_list)
+    where = results if results is not None else results_dir(root, preset or "paper")
+    summary = build_report(where, out, references=references, scaling=scaling, preset=preset, tasks=task_list)
     console = Console()
     for note in summary.notes:
         console.print(f"note: {note}", markup=False, highlight=False)

@@ -1,38 +1,33 @@
 """``omarbench train ALGO TASK LEVEL``: train one algorithm on one dataset, all seeds batched.
 
 Seeds: ``0-4`` (inclusive range), ``0,2,5`` (list, ranges may be mixed in) or a bare count ``N`` meaning
-seeds 0..N-1 — the same forms as ``omarbench eval``. Hyperparameters: ``--set key=value`` (repeatable)
-on top of the preset. Prints one line per seed; exit code 0 when every seed finished, 1 when a seed
-failed (its record holds the reason), 2 for bad input.
+seeds 0..N-1 — the same forms and the same per-preset default as ``omarbench eval``. Hyperparameters:
+``--set key=value`` (repeatable) on top of the preset. Prints one line per seed; exit code 0 when every
+seed finished, 1 when a seed failed (its record holds the reason), 2 for bad input.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from omarbench.cli import options as opt
+from omarbench.vocab import LEVELS
+
 
 def train_command(
-    algo: Annotated[str, typer.Argument(help="OMAR, MA-CQL, MA-TD3+BC, MA-ICQ or BC (aliases: omar, cql, ...).")],
+    algo: Annotated[str, typer.Argument(help="Algorithm name or alias, any case: OMAR, MA-CQL, cql, iql, ...")],
     task: Annotated[str, typer.Argument(help="Task id, e.g. spread, spread-n5, tag, world:mpe2.")],
-    level: Annotated[str, typer.Argument(help="Dataset level: random, medium-replay, medium or expert.")],
-    seeds: Annotated[str, typer.Option("--seeds", help="0-4, 0,2,5 or a count N (= 0..N-1).")] = "0-4",
-    preset: Annotated[str, typer.Option("--preset", help="paper (the authors' budgets) or quick.")] = "paper",
-    root: Annotated[
-        Path | None, typer.Option("--root", help="Data root (default: $OMARBENCH_DATA or its default); "
-                                                 "--preset quick reads <root>/quick.")
-    ] = None,
-    results: Annotated[
-        Path | None, typer.Option("--results", help="Results directory (default: <root>/results).")
-    ] = None,
-    device: Annotated[str, typer.Option("--device", help="cpu (default) or cuda.")] = "cpu",
-    backend: Annotated[str, typer.Option("--backend", help="Evaluation environments: numpy or mpe2.")] = "numpy",
-    set_: Annotated[
-        list[str] | None, typer.Option("--set", help="Override a hyperparameter: --set rounds=500 (repeatable).")
-    ] = None,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Live progress bar.")] = True,
+    level: Annotated[str, typer.Argument(help=f"Dataset level: {', '.join(LEVELS)}.")],
+    seeds: opt.Seeds = None,
+    preset: opt.Preset = "paper",
+    root: opt.Root = None,
+    results: opt.Results = None,
+    device: opt.Device = "cpu",
+    backend: opt.Backend = "numpy",
+    set_: opt.Set = None,
+    progress: opt.Progress = True,
     threads: Annotated[
         int | None, typer.Option("--threads", help="Torch threads (default: torch's, one per core).")
     ] = None,
@@ -40,45 +35,29 @@ def train_command(
     """Train one offline algorithm on one dataset; one run record per seed."""
     from rich.console import Console
 
-    from omarbench.offline.algos import canonical_name
-    from omarbench.errors import UsageError, bad_choice
-    from omarbench.offline.presets import check_level, check_preset, make_config, parse_overrides
-    from omarbench.grid.sweep import parse_seeds
-    from omarbench.tasks.envs import BACKENDS
-    from omarbench.tasks.spec import parse_task_id
     from omarbench.offline.train import train
+    from omarbench.paths import preset_root
+    from omarbench.vocab import check_positive, parse_overrides, seeds_or_default
 
-    name = canonical_name(algo)
-    task_obj = parse_task_id(task)
-    check_level(level)
-    check_preset(preset)
-    if backend not in BACKENDS:
-        raise bad_choice("backend", backend, BACKENDS)
-    seed_list = list(parse_seeds(seeds))
-    overrides = parse_overrides(set_)
-    make_config(name, task_obj, level, preset, overrides)  # bad overrides fail before any work
+    seed_list = list(seeds_or_default(seeds, preset))
+    check_positive("--threads", threads)
     if threads is not None:
-        if threads < 1:
-            raise UsageError(f"--threads must be a positive integer, got {threads}")
         import torch
 
         torch.set_num_threads(threads)
     console = Console()
-    from omarbench.data import preset_root
-
     data_root = str(preset_root(root, preset))  # the preset's datasets, as omarbench eval and collect use
-    records = train(name, task_obj, level, seed_list, preset=preset, root=data_root,
+    records = train(algo, task, level, seed_list, preset=preset, root=data_root,
                     results_dir=str(results) if results else None, device=device, backend=backend,
-                    overrides=overrides, progress=progress)
+                    overrides=parse_overrides(set_), progress=progress)
     for rec in records:
+        head = f"{rec['algo']} {rec['task']} {level} seed {rec['seed']}"
         if rec["status"] == "ok":
             fin = rec["final"]
             norm = "" if fin["normalised"] is None else f", normalised {fin['normalised']:.1f}"
-            console.print(f"{name} {task_obj.id} {level} seed {rec['seed']}: return {fin['return']:.2f} "
-                          f"± {fin['return_std']:.2f} over {fin['episodes']} episodes{norm}",
-                          markup=False, highlight=False, soft_wrap=True)
+            console.print(f"{head}: return {fin['return']:.2f} ± {fin['return_std']:.2f} over {fin['episodes']} "
+                          f"episodes{norm}", markup=False, highlight=False, soft_wrap=True)
         else:
-            console.print(f"{name} {task_obj.id} {level} seed {rec['seed']}: failed: {rec['reason']}",
-                          markup=False, highlight=False, soft_wrap=True)
+            console.print(f"{head}: failed: {rec['reason']}", markup=False, highlight=False, soft_wrap=True)
     if any(r["status"] != "ok" for r in records):
         raise typer.Exit(1)

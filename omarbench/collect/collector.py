@@ -27,17 +27,18 @@ from typing import Any
 import numpy as np
 
 from omarbench.collect.matd3 import MATD3Config
-from omarbench.collect.run import ActorPolicy, BehaviourRun, RunConfig, atomic_write_json
+from omarbench.collect.run import ActorPolicy, BehaviourRun, RunConfig
 from omarbench.data import LEVELS, DatasetWriter, dataset_id, dataset_path, default_root, preset_root
 from omarbench.data.store import open_store
 from omarbench.errors import OmarbenchError, UsageError, bad_choice
+from omarbench.io import atomic_write_json
 from omarbench.tasks.envs import make_vec_env
 from omarbench.tasks.prey import fixed_policy_for
 from omarbench.tasks.spec import Task, parse_task_id
+from omarbench.vocab import check_preset
 
 # Fraction of the way from random to expert of the authors' medium datasets (PROTOCOL §2).
 MEDIUM_FRACTION = {"spread": 0.32, "tag": 0.64, "world": 0.79}
-PRESETS: tuple[str, ...] = ("paper", "quick")
 LEVEL_CODES = {level: i for i, level in enumerate(LEVELS)}
 
 
@@ -59,8 +60,7 @@ class CollectConfig:
 
 def preset_config(task: Task, preset: str = "paper") -> CollectConfig:
     """Named budgets: ``paper`` (1M-transition levels, a full behaviour run) and ``quick`` (minutes)."""
-    if preset not in PRESETS:
-        raise bad_choice("preset", preset, PRESETS)
+    check_preset(preset)
     frac = MEDIUM_FRACTION.get(task.name, 0.5)
     matd3 = MATD3Config(actor_lr=1e-2, critic_lr=1e-2, batch_size=256)
     if preset == "paper":

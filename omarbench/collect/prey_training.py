@@ -27,12 +27,14 @@ from typing import Any
 
 from omarbench.collect.collector import check_writable
 from omarbench.collect.matd3 import MATD3Config
-from omarbench.collect.run import BehaviourRun, RunConfig, atomic_write_bytes, atomic_write_json, torch_bytes
+from omarbench.collect.run import BehaviourRun, RunConfig, torch_bytes
 from omarbench.data import default_root
 from omarbench.data.provenance import command_line, now_utc, package_versions
 from omarbench.errors import UsageError
+from omarbench.io import atomic_write_bytes, atomic_write_json
 from omarbench.tasks.prey import prey_asset_path
 from omarbench.tasks.spec import Task, parse_task_id
+from omarbench.vocab import check_positive
 
 PREY_RUN = RunConfig(
     total_steps=1_000_000, num_envs=16, segment_episodes=50,
@@ -67,6 +69,7 @@ def train_prey(task_id: str, *, seed: int = 0, root: str | os.PathLike | None = 
     task = parse_task_id(task_id)
     if seed < 0:
         raise UsageError(f"--seed must be non-negative, got {seed}")
+    check_positive("--steps", config.total_steps)
     if not task.fixed_indices:
         raise UsageError(f"task {task.id!r} has no fixed agents; prey are trained for: tag, world")
     (prey,) = task.fixed_indices

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -30,6 +29,7 @@ import torch
 
 from omarbench.collect.matd3 import MATD3, Actor, MATD3Config, ReplayBuffer
 from omarbench.errors import OmarbenchError
+from omarbench.io import atomic_write_bytes, atomic_write_json
 from omarbench.tasks.envs import make_vec_env
 from omarbench.tasks.prey import FixedPolicy
 from omarbench.tasks.spec import Task
@@ -63,19 +63,6 @@ class RunConfig:
         d = dict(d)
         d["matd3"] = MATD3Config(**d["matd3"])
         return cls(**d)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
 def torch_bytes(obj: Any) -> bytes:
@@ -203,10 +190,9 @@ class BehaviourRun:
         if buffers:
             exp = {k: np.concatenate(v).astype(bool if k == "truncations" else np.float32)
                    for k, v in buffers.items()}
-            tmp = self.dir / "experience" / f"{seg:04d}.npz.tmp"  # never matches the *.npz of finished files
-            with open(tmp, "wb") as f:
-                np.savez(f, **exp)
-            os.replace(tmp, self.dir / "experience" / f"{seg:04d}.npz")
+            buf = io.BytesIO()
+            np.savez(buf, **exp)
+            atomic_write_bytes(self.dir / "experience" / f"{seg:04d}.npz", buf.getvalue())
         actors = [a.state_dict() for a in learner.actors]
         atomic_write_bytes(self.dir / "checkpoints" / f"{seg:04d}.pt", torch_bytes({"actors": actors}))
         digest = hashlib.sha256(b"".join(state_digest(s).encode() for s in actors)).hexdigest()

@@ -38,17 +38,31 @@ from typing import Any
 
 from omarbench import results as rs
 from omarbench.errors import OmarbenchError, UsageError, bad_choice
+from omarbench.offline.algos import ALGO_NAMES as ALL_ALGOS
+from omarbench.paths import data_root as default_root
+from omarbench.tasks.spec import parse_task_list as parse_tasks  # noqa: F401  (re-exported)
+from omarbench.vocab import (  # noqa: F401  (the grid's words, re-exported for its callers)
+    BACKENDS,
+    DEFAULT_SEEDS,
+    EXECUTORS,
+    LEVELS,
+    PAPER_ALGOS,
+    PAPER_TASKS,
+    PRESETS,
+    SCALING_ALGOS,
+    SCALING_LEVEL,
+    check_backend,
+    check_choice,
+    check_positive,
+    check_preset,
+    format_seeds,
+    int_list,
+    items,
+    parse_levels,
+    parse_overrides,
+    parse_seeds,
+)
 
-PAPER_ALGOS: tuple[str, ...] = ("MA-ICQ", "MA-TD3+BC", "MA-CQL", "OMAR")
-ALL_ALGOS: tuple[str, ...] = PAPER_ALGOS + ("BC",)
-LEVELS: tuple[str, ...] = ("random", "medium-replay", "medium", "expert")
-PAPER_TASKS: tuple[str, ...] = ("spread", "tag", "world")
-PRESETS: tuple[str, ...] = ("quick", "paper")
-DEFAULT_SEEDS: dict[str, int] = {"paper": 5, "quick": 2}  # seeds per run when --seeds is not given
-BACKENDS: tuple[str, ...] = ("numpy", "mpe2")
-EXECUTORS: tuple[str, ...] = ("local", "ray")
-SCALING_ALGOS: tuple[str, ...] = ("MA-CQL", "OMAR")
-SCALING_LEVEL = "medium-replay"
 SCALING_AGENTS: tuple[int, ...] = (1, 2, 3, 4, 5)
 BEHAVIOUR_SOURCE = "dataset mean episode return"
 
@@ -56,88 +70,24 @@ BEHAVIOUR_SOURCE = "dataset mean episode return"
 # ---------------------------------------------------------------------------------------- parsing
 
 
-def _items(text: str) -> list[str]:
-    return [t.strip() for t in str(text).split(",") if t.strip()]
-
-
 def parse_algos(text: str) -> tuple[str, ...]:
-    """``paper`` (the four paper algorithms), ``all`` (those plus BC) or names, case-insensitive."""
-    items = _items(text)
-    if not items:
+    """``paper`` (the paper's four algorithms), ``all`` (every registered one) or names and aliases."""
+    from omarbench.offline.algos import canonical_name
+
+    chosen = items(text)
+    if not chosen:
         raise bad_choice("algorithm", text, ALL_ALGOS + ("paper", "all"))
-    if len(items) == 1 and items[0].lower() in ("all", "paper"):
-        return ALL_ALGOS if items[0].lower() == "all" else PAPER_ALGOS
-    by_lower = {a.lower(): a for a in ALL_ALGOS}
+    if len(chosen) == 1 and chosen[0].lower() in ("all", "paper"):
+        return ALL_ALGOS if chosen[0].lower() == "all" else PAPER_ALGOS
     out: list[str] = []
-    for item in items:
-        algo = by_lower.get(item.lower())
-        if algo is None:
-            raise bad_choice("algorithm", item, ALL_ALGOS + ("paper", "all"))
+    for item in chosen:
+        try:
+            algo = canonical_name(item)
+        except UsageError:
+            raise bad_choice("algorithm", item, ALL_ALGOS + ("paper", "all")) from None
         if algo not in out:
             out.append(algo)
     return tuple(out)
-
-
-def parse_tasks(text: str) -> tuple[str, ...]:
-    """Task ids (``spread,tag``, ``spread-n5``, ``tag:mpe2``) → canonical ids; ``all`` = the paper's three."""
-    from omarbench.tasks.spec import parse_task_id
-
-    items = _items(text)
-    if len(items) == 1 and items[0].lower() == "all":
-        return PAPER_TASKS
-    if not items:
-        raise bad_choice("task", text, ("spread", "spread-nN", "tag", "world", "all"))
-    out: list[str] = []
-    for item in items:
-        tid = parse_task_id(item).id
-        if tid not in out:
-            out.append(tid)
-    return tuple(out)
-
-
-def parse_levels(text: str) -> tuple[str, ...]:
-    """``all`` or a comma list of dataset levels, kept in the canonical order."""
-    items = _items(text)
-    if len(items) == 1 and items[0].lower() == "all":
-        return LEVELS
-    if not items:
-        raise bad_choice("level", text, LEVELS + ("all",))
-    for item in items:
-        if item.lower() not in LEVELS:
-            raise bad_choice("level", item, LEVELS + ("all",))
-    chosen = {i.lower() for i in items}
-    return tuple(lv for lv in LEVELS if lv in chosen)
-
-
-def _int_list(text: str, what: str, example: str) -> list[int]:
-    out: list[int] = []
-    for item in _items(text):
-        lo, sep, hi = item.partition("-")
-        try:
-            if sep:
-                a, b = int(lo), int(hi)
-                if a > b:
-                    raise ValueError
-                out.extend(range(a, b + 1))
-            else:
-                out.append(int(item))
-        except ValueError:
-            raise UsageError(f"bad {what} {text!r}; expected {example}") from None
-    if not out or min(out) < 0:
-        raise UsageError(f"bad {what} {text!r}; expected {example}")
-    return sorted(set(out))
-
-
-def parse_seeds(text: str) -> tuple[int, ...]:
-    """``5`` (a count: seeds 0..4), ``0,1,2`` (a list) or ``0-4`` (an inclusive range, may be mixed in a list)."""
-    example = "a count (5), a list (0,1,2) or a range (0-4) of seeds >= 0"
-    text = str(text).strip()
-    if text.isdigit():
-        n = int(text)
-        if n < 1:
-            raise UsageError(f"bad seeds {text!r}; expected {example}")
-        return tuple(range(n))
-    return tuple(_int_list(text, "seeds", example))
 
 
 def parse_agents(text: str) -> tuple[int, ...]:
@@ -145,27 +95,10 @@ def parse_agents(text: str) -> tuple[int, ...]:
     from omarbench.tasks.spec import SPREAD_MAX_AGENTS, SPREAD_MIN_AGENTS
 
     example = f"a range (1-5) or a list (1,2,4) of agent counts in {SPREAD_MIN_AGENTS}..{SPREAD_MAX_AGENTS}"
-    counts = _int_list(text, "agent counts", example)
+    counts = int_list(text, "agent counts", example)
     if min(counts) < SPREAD_MIN_AGENTS or max(counts) > SPREAD_MAX_AGENTS:
         raise UsageError(f"bad agent counts {text!r}; expected {example}")
     return tuple(counts)
-
-
-def parse_overrides(items: Sequence[str]) -> dict[str, str]:
-    """``["rounds=500", "alpha=1"]`` → ``{"rounds": "500", "alpha": "1"}`` (the config types the values)."""
-    out: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip() or not value.strip():
-            raise UsageError(f"bad --set {item!r}; expected KEY=VALUE, e.g. rounds=500")
-        out[key.strip()] = value.strip()
-    return out
-
-
-def check_choice(kind: str, value: str, choices: Sequence[str]) -> str:
-    if value not in choices:
-        raise bad_choice(kind, value, choices)
-    return value
 
 
 # ------------------------------------------------------------------------------------------ model
@@ -204,19 +137,6 @@ class Job:
     @property
     def label(self) -> str:
         return f"{self.algo} {self.task} {self.level} seeds {format_seeds(self.seeds)}"
-
-
-def format_seeds(seeds: Iterable[int]) -> str:
-    """``(0, 1, 2, 4)`` → ``0-2,4``."""
-    seeds = sorted(seeds)
-    parts, i = [], 0
-    while i < len(seeds):
-        j = i
-        while j + 1 < len(seeds) and seeds[j + 1] == seeds[j] + 1:
-            j += 1
-        parts.append(str(seeds[i]) if i == j else f"{seeds[i]}-{seeds[j]}")
-        i = j + 1
-    return ",".join(parts)
 
 
 def plan_jobs(spec: SweepSpec) -> list[Job]:
@@ -615,6 +535,9 @@ def run_sweep(
 
     console = console or Console(stderr=True, soft_wrap=True)
     check_choice("executor", executor, EXECUTORS)
+    check_preset(spec.preset)
+    check_backend(spec.backend)
+    check_positive("--jobs", jobs)
     hooks = hooks or default_hooks()
     t0 = time.perf_counter()
     outcome = SweepOutcome(planned=spec.n_runs)
@@ -813,32 +736,18 @@ def _write_behaviour(results_dir: Path, task: str, level: str, info: Mapping[str
 # ------------------------------------------------------------------- the package's own components
 
 
-def default_root(root: str | os.PathLike | None = None) -> Path:
-    """The data root: ``root`` if given, else the datasets' default (``$OMARBENCH_DATA`` or its fallback)."""
-    if root:
-        return Path(root).expanduser()
-    from omarbench.data import default_root as data_root
-
-    return data_root()
-
-
 def _default_results_dir(root: str | None) -> Path:
-    return default_root(root) / "results"
+    return default_root(root) / "results"  # root is already the preset's data root
 
 
 def _real_ensure_dataset(task: str, level: str, **kwargs: Any) -> Any:
-    try:
-        from omarbench.collect.collector import ensure_dataset
-    except ImportError as exc:
-        raise OmarbenchError(f"the dataset collector is not available in this build ({exc})") from None
+    from omarbench.collect.collector import ensure_dataset
+
     return ensure_dataset(task, level, **kwargs)
 
 
 def _real_resolve_config(algo: str, task: str, level: str, preset: str, overrides: Any) -> dict[str, Any]:
-    try:
-        from omarbench.offline.presets import resolve_config
-    except ImportError as exc:
-        raise OmarbenchError(f"the training presets are not available in this build ({exc})") from None
+    from omarbench.offline.presets import resolve_config
 
     return resolve_config(algo, task, level, preset, overrides)
 

@@ -18,11 +18,8 @@ from typing import Any
 
 from omarbench.offline.algos import canonical_name, get_algorithm
 from omarbench.offline.algos.core import TD3Config
-from omarbench.errors import UsageError, bad_choice
 from omarbench.tasks.spec import Task, parse_task_id
-
-PRESETS: tuple[str, ...] = ("paper", "quick")
-LEVELS: tuple[str, ...] = ("random", "medium-replay", "medium", "expert")
+from omarbench.vocab import check_level, check_preset
 
 # update rounds of the authors' MPE runs (num_steps / steps_per_update with steps_per_update = 100)
 PAPER_ROUNDS: dict[str, dict[str, int]] = {
@@ -40,18 +37,6 @@ PAPER_COEFFICIENTS: dict[str, dict[str, tuple[float, float]]] = {
 
 QUICK: dict[str, Any] = {"rounds": 400, "batch_size": 256, "eval_every": 50, "eval_episodes": 10,
                          "final_episodes": 100}
-
-
-def check_level(level: str) -> str:
-    if level not in LEVELS:
-        raise bad_choice("level", level, LEVELS)
-    return level
-
-
-def check_preset(preset: str) -> str:
-    if preset not in PRESETS:
-        raise bad_choice("preset", preset, PRESETS)
-    return preset
 
 
 def preset_values(algo: str, task: Task | str, level: str, preset: str = "paper") -> dict[str, Any]:
@@ -81,13 +66,3 @@ def resolve_config(algo: str, task: Task | str, level: str, preset: str = "paper
     """The config dict a run records (the sweep's ``resolve_config`` hook)."""
     return make_config(algo, task, level, preset, overrides).to_dict()
 
-
-def parse_overrides(items: list[str] | None) -> dict[str, str]:
-    """``["rounds=500", "alpha=1"]`` → ``{"rounds": "500", "alpha": "1"}`` (typed by the config later)."""
-    out: dict[str, str] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip() or not value.strip():
-            raise UsageError(f"bad --set {item!r}; expected KEY=VALUE, e.g. rounds=500")
-        out[key.strip()] = value.strip()
-    return out

@@ -24,19 +24,19 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from omarbench import results as rs
+from omarbench.errors import UsageError
 from omarbench.offline.algos import canonical_name, get_algorithm
 from omarbench.offline.algos.core import Learners, TD3Config
-from omarbench.errors import UsageError, bad_choice
-from omarbench.offline.presets import check_level, check_preset, make_config
-from omarbench.tasks.envs import BACKENDS, make_vec_env
+from omarbench.offline.presets import make_config
+from omarbench.tasks.envs import make_vec_env
 from omarbench.tasks.spec import Task, parse_task_id
+from omarbench.vocab import check_backend, check_level, check_preset, normalised_score
 
 EVAL_SEED_OFFSET = 100  # the authors evaluate on an environment seeded with seed + 100
 CURVE_DECIMALS = 4  # learning-curve points are stored rounded (far below evaluation noise); final scores are not
@@ -110,7 +110,7 @@ def _reference(dataset) -> dict[str, Any] | None:
 def _normalise(score: float, ref: Mapping[str, Any] | None) -> float | None:
     if ref is None or ref["expert"] == ref["random"] or not math.isfinite(score):
         return None
-    return 100.0 * (score - ref["random"]) / (ref["expert"] - ref["random"])
+    return normalised_score(score, ref["random"], ref["expert"])
 
 
 def _check_seeds(seeds: Sequence[int]) -> list[int]:
@@ -162,8 +162,7 @@ def train(
     check_level(level)
     check_preset(preset)
     seeds = _check_seeds(seeds)
-    if backend not in BACKENDS:
-        raise bad_choice("backend", backend, BACKENDS)
+    check_backend(backend)
     dev = _check_device(device)
     cfg = make_config(name, task_obj, level, preset, overrides)
 
@@ -177,9 +176,9 @@ def train(
     if getattr(dataset, "level", level) != level:
         raise UsageError(f"dataset {dataset.id!r} is of level {dataset.level!r}, not {level!r}")
     if results_dir is None:
-        from omarbench.data import default_root
+        from omarbench.paths import data_root
 
-        results_dir = str((Path(root).expanduser() if root else default_root()) / "results")
+        results_dir = str(data_root(root) / "results")
 
     t0 = time.perf_counter()
     learners = Learners(get_algorithm(name)(cfg), seeds, dataset, dev)

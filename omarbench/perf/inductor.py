@@ -18,8 +18,8 @@ import time
 
 import torch
 
-from omarbench.perf import interleaved_median_ms
 from omarbench.offline.nn import BatchedTwinCritic, sampled_logsumexp
+from omarbench.perf import interleaved_median_ms
 
 MEMBERS, BATCH, OBS, ACT, SAMPLED = 15, 1024, 18, 2, 10
 

@@ -31,6 +31,7 @@ import pandas as pd
 
 from omarbench import results as rs
 from omarbench.errors import OmarbenchError, UsageError, bad_choice
+from omarbench.io import atomic_write_bytes
 from omarbench.report import compare, plots, stats
 from omarbench.report.paper import PAPER_CITATION, PAPER_TASKS, normalise_with_paper
 from omarbench.report.tables import (
@@ -47,9 +48,9 @@ from omarbench.report.tables import (
     score_latex,
     score_markdown,
 )
+from omarbench.vocab import SCALING_LEVEL, check_preset
 
 REFERENCES = ("ours", "paper")
-SCALING_LEVEL = "medium-replay"
 RLIABLE_CITATION = (
     "Agarwal, Schwarzer, Castro, Courville, Bellemare. Deep Reinforcement Learning at the Edge of the "
     "Statistical Precipice. NeurIPS 2021"
@@ -408,6 +409,8 @@ def build_report(
     """Read the records of ``results_dir`` and write the report files into ``out_dir``."""
     if references not in REFERENCES:
         raise bad_choice("references", references, REFERENCES)
+    if preset is not None:
+        check_preset(preset)
     results_dir, out_dir = Path(results_dir), Path(out_dir)
     if not results_dir.is_dir():
         raise OmarbenchError(f"results directory {str(results_dir)!r} does not exist")
@@ -486,6 +489,6 @@ def build_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in sorted(files):
         path = out_dir / name
-        rs.atomic_write_bytes(path, files[name])
+        atomic_write_bytes(path, files[name])
         summary.files.append(path)
     return summary

@@ -15,8 +15,8 @@ import numpy as np
 from omarbench.report import stats
 from omarbench.report.paper import PAPER_SEEDS, PAPER_TASKS, paper_mpe_table
 from omarbench.report.tables import LEVEL_LABELS, ScoreTable, format_cell
+from omarbench.vocab import LEVELS, PAPER_ALGOS
 
-PAPER_ALGOS = ("MA-ICQ", "MA-TD3+BC", "MA-CQL", "OMAR")
 TARGET = "OMAR"
 BASELINES = ("MA-ICQ", "MA-TD3+BC", "MA-CQL")
 
@@ -216,7 +216,7 @@ def comparison_rows(table: ScoreTable) -> list[dict[str, object]]:
     theirs, mine = paper(), ours(table)
     bold_t, bold_m = bold_flags(theirs), bold_flags(mine)
     rows = []
-    for level in ("random", "medium-replay", "medium", "expert"):
+    for level in LEVELS:
         for task in PAPER_TASKS:
             for algo in PAPER_ALGOS:
                 k = (level, task, algo)

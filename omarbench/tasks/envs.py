@@ -27,8 +27,8 @@ from omarbench.errors import bad_choice
 from omarbench.tasks.mpe_ref import ReferenceEnv
 from omarbench.tasks.prey import FixedPolicy, fixed_policy_for
 from omarbench.tasks.spec import Task
+from omarbench.vocab import BACKENDS
 
-BACKENDS: tuple[str, ...] = ("numpy", "mpe2")
 Backend = Literal["numpy", "mpe2"]
 
 

@@ -6,13 +6,13 @@
 
 from __future__ import annotations
 
+from omarbench.errors import bad_choice
 from omarbench.offline.algos.bc import BC
 from omarbench.offline.algos.core import Algorithm, TD3Config
 from omarbench.offline.algos.cql import CQL
 from omarbench.offline.algos.icq import ICQ
 from omarbench.offline.algos.omar import OMAR
 from omarbench.offline.algos.td3bc import TD3BC
-from omarbench.errors import bad_choice
 
 ALGORITHMS: dict[str, type[Algorithm]] = {a.name: a for a in (ICQ, TD3BC, CQL, OMAR, BC)}
 ALGO_NAMES: tuple[str, ...] = tuple(ALGORITHMS)

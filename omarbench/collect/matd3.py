@@ -5,7 +5,7 @@ Each learning agent i has a decentralised actor π_i(o_i) and centralised twin c
 Q_i(o_1..o_n, a_1..a_n). TD3's three devices are kept: the minimum of the twin target critics,
 target policy smoothing (clipped Gaussian noise on the target actions) and delayed actor updates.
 Exploration adds Gaussian noise to the actions. The actor has the offline learners' shape
-(PROTOCOL §5: input BatchNorm, two hidden layers of 64, tanh output whose last layer starts in
+(docs/protocol.md §5: input BatchNorm, two hidden layers of 64, tanh output whose last layer starts in
 U(±3e-3)), so the untrained actor is the paper's "randomly initialised policy" (actions near zero).
 """
 
@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 from torch import nn
+
+from omarbench.tasks.actor import Actor  # the behaviour actors are the prey's network
 
 
 @dataclass(frozen=True)
@@ -39,26 +41,6 @@ class MATD3Config:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def _mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, out_dim)
-    )
-
-
-class Actor(nn.Module):
-    """π(o): BatchNorm on the input, MLP, tanh; last layer initialised in U(±3e-3)."""
-
-    def __init__(self, obs_dim: int, act_dim: int = 2, hidden: int = 64):
-        super().__init__()
-        self.norm = nn.BatchNorm1d(obs_dim)
-        self.net = _mlp(obs_dim, hidden, act_dim)
-        nn.init.uniform_(self.net[-1].weight, -3e-3, 3e-3)
-        nn.init.uniform_(self.net[-1].bias, -3e-3, 3e-3)
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.net(self.norm(obs)))
 
 
 class AgentsTwinCritic(nn.Module):

@@ -40,6 +40,7 @@ SHARED_FIELDS: tuple[str, ...] = ("terminals", "truncations")
 EPISODE_STARTS = "episode_starts"
 
 STORE_SUFFIX = ".zarr"
+LOCK_NAME = ".omarbench-writer.lock"  # held by a writer while it writes a store
 
 # Chunking: rows per chunk is a power of two chosen so the widest per-row array's chunk is ~4 MiB.
 TARGET_CHUNK_BYTES = 4 << 20

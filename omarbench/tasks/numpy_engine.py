@@ -33,9 +33,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from omarbench.tasks.envs import VecEnv
 from omarbench.tasks.prey import FixedPolicy
 from omarbench.tasks.spec import Task
+from omarbench.tasks.vec import VecEnv
 
 DT = 0.1
 DAMPING = 0.25

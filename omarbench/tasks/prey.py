@@ -56,7 +56,7 @@ class TrainedPrey:
     def __init__(self, path: Path):
         import torch
 
-        from omarbench.collect.matd3 import Actor
+        from omarbench.tasks.actor import Actor
 
         blob = torch.load(path, weights_only=True)
         self.actor = Actor(int(blob["obs_dim"]), 2, int(blob["hidden"]))

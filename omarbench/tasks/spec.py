@@ -20,7 +20,7 @@ import numpy as np
 from omarbench.errors import UsageError, bad_choice
 from omarbench.vocab import FLAVORS, PAPER_TASKS, items
 
-TASK_NAMES: tuple[str, ...] = ("spread", "tag", "world")
+TASK_NAMES: tuple[str, ...] = PAPER_TASKS  # the task families
 SPREAD_MIN_AGENTS = 1
 SPREAD_MAX_AGENTS = 20
 SPREAD_DEFAULT_AGENTS = 3
@@ -121,7 +121,7 @@ def _make_spread(n: int, flavor: str) -> Task:
     return Task("spread", flavor, agents, "mean_over_agents")
 
 
-# Observation sizes of the predator-prey tasks (predator, prey); see PROTOCOL §1.3–1.4.
+# Observation sizes of the predator-prey tasks (predator, prey); see docs/protocol.md §1.3–1.4.
 _PREDATOR_PREY_OBS = {
     ("tag", "paper"): (16, 14),
     ("tag", "mpe2"): (16, 14),

@@ -10,35 +10,48 @@ sweep goes on; :attr:`SweepOutcome.exit_code` is 1 when anything failed.
 Everything the sweep calls outside itself (the trainer, the collector, the dataset lookup, the
 preset resolver) comes in through :class:`Hooks`, so the grid logic can be tested without them.
 
+The grid's parts: :mod:`~omarbench.grid.plan` (what to run, what is done), :mod:`~omarbench.grid.executors`
+(local processes, Ray), :mod:`~omarbench.grid.progress` (the display), :mod:`~omarbench.grid.record`
+(failed and behaviour records); this module puts them together.
+
 Public API::
 
     SweepSpec, Job, Hooks, SweepOutcome
     parse_algos / parse_tasks / parse_levels / parse_seeds / parse_agents   (user text → values)
     plan_jobs(spec) -> list[Job]
-    scaling_spec(agents, seeds, ...) -> SweepSpec     the agent-count study (PROTOCOL §6)
+    scaling_spec(agents, seeds, ...) -> SweepSpec     the agent-count study (docs/protocol.md §6)
     run_sweep(spec, hooks=None, executor="local", jobs=None, collect=True, ...) -> SweepOutcome
 """
 
 from __future__ import annotations
 
-import importlib
-import math
-import os
 import signal
-import sys
-import tempfile
 import threading
 import time
-import traceback
-from collections import defaultdict, deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from omarbench import results as rs
-from omarbench.errors import OmarbenchError, UsageError, bad_choice
-from omarbench.offline.algos import ALGO_NAMES as ALL_ALGOS
+from omarbench.errors import OmarbenchError
+from omarbench.grid.executors import EXECUTOR_FUNCS, _callable_name, _one_line, execute_job  # noqa: F401
+from omarbench.grid.plan import (  # noqa: F401  (the grid's API, re-exported)
+    ALL_ALGOS,
+    SCALING_AGENTS,
+    Job,
+    SweepSpec,
+    _dataset_id,
+    _Done,
+    available_cores,
+    parse_agents,
+    parse_algos,
+    plan_jobs,
+    plan_parallelism,
+    scaling_spec,
+)
+from omarbench.grid.progress import Progress
+from omarbench.grid.record import BEHAVIOUR_SOURCE, Recorder, _dataset_block, _write_behaviour  # noqa: F401
 from omarbench.paths import data_root as default_root
 from omarbench.tasks.spec import parse_task_list as parse_tasks  # noqa: F401  (re-exported)
 from omarbench.vocab import (  # noqa: F401  (the grid's words, re-exported for its callers)
@@ -56,112 +69,10 @@ from omarbench.vocab import (  # noqa: F401  (the grid's words, re-exported for 
     check_positive,
     check_preset,
     format_seeds,
-    int_list,
-    items,
     parse_levels,
     parse_overrides,
     parse_seeds,
 )
-
-SCALING_AGENTS: tuple[int, ...] = (1, 2, 3, 4, 5)
-BEHAVIOUR_SOURCE = "dataset mean episode return"
-
-
-# ---------------------------------------------------------------------------------------- parsing
-
-
-def parse_algos(text: str) -> tuple[str, ...]:
-    """``paper`` (the paper's four algorithms), ``all`` (every registered one) or names and aliases."""
-    from omarbench.offline.algos import canonical_name
-
-    chosen = items(text)
-    if not chosen:
-        raise bad_choice("algorithm", text, ALL_ALGOS + ("paper", "all"))
-    if len(chosen) == 1 and chosen[0].lower() in ("all", "paper"):
-        return ALL_ALGOS if chosen[0].lower() == "all" else PAPER_ALGOS
-    out: list[str] = []
-    for item in chosen:
-        try:
-            algo = canonical_name(item)
-        except UsageError:
-            raise bad_choice("algorithm", item, ALL_ALGOS + ("paper", "all")) from None
-        if algo not in out:
-            out.append(algo)
-    return tuple(out)
-
-
-def parse_agents(text: str) -> tuple[int, ...]:
-    """Agent counts for the scaling study: ``1-5``, ``1,2,4`` or ``8``."""
-    from omarbench.tasks.spec import SPREAD_MAX_AGENTS, SPREAD_MIN_AGENTS
-
-    example = f"a range (1-5) or a list (1,2,4) of agent counts in {SPREAD_MIN_AGENTS}..{SPREAD_MAX_AGENTS}"
-    counts = int_list(text, "agent counts", example)
-    if min(counts) < SPREAD_MIN_AGENTS or max(counts) > SPREAD_MAX_AGENTS:
-        raise UsageError(f"bad agent counts {text!r}; expected {example}")
-    return tuple(counts)
-
-
-# ------------------------------------------------------------------------------------------ model
-
-
-@dataclass(frozen=True)
-class SweepSpec:
-    """What to run: the grid and the settings passed to every run."""
-
-    algos: tuple[str, ...] = PAPER_ALGOS
-    tasks: tuple[str, ...] = PAPER_TASKS
-    levels: tuple[str, ...] = LEVELS
-    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
-    preset: str = "paper"
-    root: str | None = None
-    results_dir: str | None = None
-    device: str = "cpu"
-    backend: str = "numpy"
-    overrides: Mapping[str, Any] | None = None
-    behaviour: bool = False  # also record each dataset's behaviour score (the scaling study needs it)
-
-    @property
-    def n_runs(self) -> int:
-        return len(self.algos) * len(self.tasks) * len(self.levels) * len(self.seeds)
-
-
-@dataclass(frozen=True)
-class Job:
-    """One (algo, task, level) with the seeds to run in one batched training call."""
-
-    algo: str
-    task: str
-    level: str
-    seeds: tuple[int, ...]
-
-    @property
-    def label(self) -> str:
-        return f"{self.algo} {self.task} {self.level} seeds {format_seeds(self.seeds)}"
-
-
-def plan_jobs(spec: SweepSpec) -> list[Job]:
-    """Every job of the grid, in a fixed order (level, task, algo)."""
-    return [
-        Job(algo, task, level, tuple(spec.seeds))
-        for level in spec.levels
-        for task in spec.tasks
-        for algo in spec.algos
-    ]
-
-
-def scaling_spec(
-    agents: Sequence[int] = SCALING_AGENTS,
-    seeds: Sequence[int] = (0, 1, 2, 3, 4),
-    **settings: Any,
-) -> SweepSpec:
-    """The agent-count study (PROTOCOL §6): spread with n agents, medium-replay data, MA-CQL and OMAR."""
-    from omarbench.tasks.spec import parse_task_id
-
-    tasks = tuple(parse_task_id(f"spread-n{n}").id for n in agents)
-    return SweepSpec(
-        algos=SCALING_ALGOS, tasks=tasks, levels=(SCALING_LEVEL,), seeds=tuple(seeds), behaviour=True,
-        **settings,
-    )
 
 
 @dataclass
@@ -212,294 +123,7 @@ class SweepOutcome:
         return 1 if self.failed else 0
 
 
-# ------------------------------------------------------------------------------------- resources
-
-
-def available_cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def plan_parallelism(n_jobs: int, jobs: int | None, cores: int | None = None) -> tuple[int, int]:
-    """(parallel jobs, torch threads per job) with jobs × threads <= cores when ``jobs`` is not forced."""
-    cores = cores or available_cores()
-    if jobs is not None and jobs < 1:
-        raise UsageError(f"--jobs must be a positive integer, got {jobs}")
-    width = jobs if jobs is not None else cores
-    width = max(1, min(width, max(1, n_jobs)))
-    return width, max(1, cores // width)
-
-
-# ------------------------------------------------------------------------------------- the worker
-
-
-def _callable_name(fn: Callable[..., Any] | str) -> str:
-    if isinstance(fn, str):
-        return fn
-    module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
-    if not module or "<" in qualname or module == "__main__":
-        raise ValueError(f"the trainer must be a module-level function, got {fn!r}")
-    return f"{module}:{qualname}"
-
-
-def _resolve_callable(name: str) -> Callable[..., Any]:
-    module, _, qualname = name.partition(":")
-    obj: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def execute_job(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """Run one job in the current process; never raises: returns ``{"ok", "records" | "reason"}``."""
-    t0 = time.perf_counter()
-    try:
-        train = _resolve_callable(payload["train"])
-        records = train(
-            payload["algo"], payload["task"], payload["level"], list(payload["seeds"]), **payload["kwargs"]
-        )
-        records = [dict(r) for r in (records or [])]
-        return {"ok": True, "records": records, "wall_time_s": time.perf_counter() - t0}
-    except BaseException as exc:  # the worker reports everything, KeyboardInterrupt included
-        return {
-            "ok": False, "reason": _one_line(exc), "traceback": traceback.format_exc(),
-            "wall_time_s": time.perf_counter() - t0,
-        }
-
-
-def _watch_parent(parent_pid: int) -> None:
-    """Exit when the sweep that started this worker is gone (e.g. killed with SIGKILL)."""
-    while True:
-        time.sleep(0.5)
-        if os.getppid() != parent_pid:
-            os._exit(1)
-
-
-def _set_threads(threads: int) -> None:
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(threads)
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(threads)
-
-
-def _local_worker(payload: dict[str, Any], conn: Any, parent_pid: int, threads: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the sweep's to handle: it stops its workers
-    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
-    _set_threads(threads)
-    outcome = execute_job(payload)
-    try:
-        conn.send(outcome)
-    finally:
-        conn.close()
-
-
-def _ray_worker(payload: dict[str, Any]) -> dict[str, Any]:
-    """Runs on a Ray worker: train into a private directory, hand the records back to the driver."""
-    with tempfile.TemporaryDirectory(prefix="omarbench-ray-") as tmp:
-        payload = {**payload, "kwargs": {**payload["kwargs"], "results_dir": tmp}}
-        return execute_job(payload)
-
-
-# ------------------------------------------------------------------------------------- executors
-
-OnStart = Callable[[int], None]
-OnDone = Callable[[int, dict[str, Any]], None]
-
-
-def _run_local(
-    payloads: list[dict[str, Any]], width: int, threads: int, on_start: OnStart, on_done: OnDone
-) -> None:
-    """Run payloads in at most ``width`` fresh worker processes (spawned: safe with torch)."""
-    import multiprocessing as mp
-    from multiprocessing.connection import wait
-
-    ctx = mp.get_context("spawn")
-    pending = deque(range(len(payloads)))
-    running: dict[int, tuple[Any, Any]] = {}  # index -> (process, receiving end)
-    results: dict[int, dict[str, Any]] = {}
-    try:
-        while pending or running:
-            while pending and len(running) < width:
-                i = pending.popleft()
-                recv, send = ctx.Pipe(duplex=False)
-                proc = ctx.Process(target=_local_worker, args=(payloads[i], send, os.getpid(), threads),
-                                   name=f"omarbench-job-{i}")
-                proc.start()
-                send.close()
-                running[i] = (proc, recv)
-                on_start(i)
-            waitables = {}
-            for i, (proc, recv) in running.items():
-                waitables[proc.sentinel] = i
-                if i not in results:
-                    waitables[recv] = i
-            for ready in wait(list(waitables), timeout=1.0):
-                i = waitables[ready]
-                if i not in running:  # its pipe and its exit were both ready: already handled
-                    continue
-                proc, recv = running[i]
-                if ready is recv:
-                    try:
-                        results[i] = recv.recv()
-                    except (EOFError, OSError):
-                        pass
-                    continue
-                proc.join()
-                if i not in results and recv.poll():
-                    try:
-                        results[i] = recv.recv()
-                    except (EOFError, OSError):
-                        pass
-                recv.close()
-                del running[i]
-                outcome = results.pop(i, None) or {
-                    "ok": False, "reason": f"worker process died with exit code {proc.exitcode}",
-                }
-                on_done(i, outcome)
-    finally:
-        for proc, _ in running.values():
-            if proc.is_alive():
-                proc.terminate()
-        for proc, recv in running.values():
-            proc.join(timeout=5)
-            if proc.is_alive():
-                proc.kill()
-            recv.close()
-
-
-def _run_ray(
-    payloads: list[dict[str, Any]], width: int, threads: int, on_start: OnStart, on_done: OnDone
-) -> None:
-    """Run payloads as Ray tasks (one CPU bundle of ``threads`` each); connects to RAY_ADDRESS if set."""
-    try:
-        import ray
-    except ImportError:
-        raise OmarbenchError(
-            "the ray executor needs Ray: pip install 'omarbench[ray]' (or use --executor local)"
-        ) from None
-    if not ray.is_initialized():
-        ray.init(include_dashboard=False, log_to_driver=False)
-    remote = ray.remote(num_cpus=threads, max_retries=0)(_ray_worker)
-    pending = deque(range(len(payloads)))
-    inflight: dict[Any, int] = {}
-    try:
-        while pending or inflight:
-            while pending and len(inflight) < width:
-                i = pending.popleft()
-                inflight[remote.remote(payloads[i])] = i
-                on_start(i)
-            ready, _ = ray.wait(list(inflight), num_returns=1, timeout=1.0)
-            for ref in ready:
-                i = inflight.pop(ref)
-                try:
-                    outcome = ray.get(ref)
-                except Exception as exc:  # the task's process died or Ray failed it
-                    outcome = {"ok": False, "reason": f"ray task failed: {_one_line(exc)}"}
-                on_done(i, outcome)
-    finally:
-        for ref in inflight:
-            ray.cancel(ref, force=True)
-
-
-EXECUTOR_FUNCS = {"local": _run_local, "ray": _run_ray}
-
-
-# ------------------------------------------------------------------------------------ the progress
-
-
-class _Progress:
-    """Runs done / running / failed and an ETA: a live rich display on a terminal, plain lines otherwise."""
-
-    def __init__(self, total: int, skipped: int, enabled: bool, console: Any) -> None:
-        self.total, self.skipped, self.enabled, self.console = total, skipped, enabled, console
-        self.ok = self.failed = self.running = 0
-        self.t0 = time.perf_counter()
-        self._progress = None
-        if enabled and total and console.is_terminal:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self._progress = Progress(
-                TextColumn("[bold]runs"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-                TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"), console=console, transient=False,
-            )
-            self._task = self._progress.add_task(self._text(), total=total, eta="?")
-            self._progress.start()
-
-    def _text(self) -> str:
-        return f"ok {self.ok} · failed {self.failed} · running {self.running} · skipped {self.skipped}"
-
-    def _eta(self) -> str:
-        done = self.ok + self.failed
-        if not done:
-            return "?"
-        left = (time.perf_counter() - self.t0) / done * (self.total - done)
-        return time.strftime("%H:%M:%S", time.gmtime(left))
-
-    def _refresh(self) -> None:
-        if self._progress is not None:
-            self._progress.update(self._task, completed=self.ok + self.failed, description=self._text(),
-                                  eta=self._eta())
-
-    def started(self, n_runs: int) -> None:
-        self.running += n_runs
-        self._refresh()
-
-    def finished(self, label: str, ok: int, failed: list[tuple[str, str]], wall: float) -> None:
-        self.running -= ok + len(failed)
-        self.ok += ok
-        self.failed += len(failed)
-        self._refresh()
-        if self.enabled:
-            status = "ok" if not failed else f"{len(failed)} failed"
-            self.console.print(f"  {label}: {status} ({wall:.1f} s) [{self.ok + self.failed}/{self.total}, "
-                               f"ETA {self._eta()}]", markup=False, highlight=False)
-            for run, reason in failed:
-                self.console.print(f"    failed {run}: {reason}", markup=False, highlight=False)
-
-    def close(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-
-
 # ---------------------------------------------------------------------------------------- the sweep
-
-
-def _dataset_id(task: str, level: str) -> str:
-    return f"{task}-{level}"
-
-
-def _config_matches(recorded: Mapping[str, Any], overrides: Mapping[str, Any] | None) -> bool:
-    return all(recorded.get(k) == v for k, v in (overrides or {}).items())
-
-
-class _Done:
-    """Finished (``ok``) runs found in the results directory, to decide what still has to run."""
-
-    def __init__(self, results_dir: Path) -> None:
-        self.keys: set[str] = set()
-        self.loose: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
-        for _, rec in rs.iter_records(results_dir):
-            if rec.get("status") != "ok":
-                continue
-            try:
-                self.keys.add(rs.key_of(rec))
-            except (KeyError, TypeError, ValueError):
-                continue
-            ident = (rec["algo"], rec["task"], rec["level"], int(rec["seed"]), rec.get("preset"),
-                     (rec.get("dataset") or {}).get("digest"), rec.get("code_version"))
-            self.loose[ident].append(rec.get("config") or {})
-
-    def has(self, key: str, ident: tuple, overrides: Mapping[str, Any] | None, exact: bool) -> bool:
-        if exact:
-            return key in self.keys
-        return any(_config_matches(c, overrides) for c in self.loose.get(ident, ()))
 
 
 def _install_sigterm() -> Callable[[], None]:
@@ -635,22 +259,9 @@ def run_sweep(
         return outcome
     results_dir.mkdir(parents=True, exist_ok=True)
 
-    def record_failures(job: Job, seeds: Iterable[int], reason: str) -> list[tuple[str, str]]:
-        info = infos.get((job.task, job.level)) or {}
-        out = []
-        for seed in seeds:
-            rec = rs.failed_record(
-                algo=job.algo, task=job.task, level=job.level, seed=seed, preset=spec.preset, reason=reason,
-                config=configs.get((job.algo, job.task, job.level)), dataset=_dataset_block(job, info),
-                reference_returns=info.get("reference_returns"), code_version_=hooks.code_version(job.algo),
-                device=spec.device,
-            )
-            rs.write_record(results_dir, rec)
-            out.append((f"{job.algo} {job.task} {job.level} seed {seed}", rec["reason"]))
-        return out
-
+    recorder = Recorder(results_dir, spec, infos, configs, hooks.code_version, outcome)
     for job, reason in failed_now:
-        outcome.failed.extend(record_failures(job, job.seeds, reason))
+        outcome.failed.extend(recorder.failures(job, job.seeds, reason))
 
     # 3. run
     payloads = [
@@ -664,37 +275,13 @@ def run_sweep(
         }
         for j in todo
     ]
-    display = _Progress(n_todo, outcome.skipped, progress, console)
+    display = recorder.display = Progress(n_todo, outcome.skipped, progress, console)
 
     def on_start(i: int) -> None:
         display.started(len(todo[i].seeds))
 
     def on_done(i: int, result: dict[str, Any]) -> None:
-        job = todo[i]
-        ok, failures = 0, []
-        if result.get("ok"):
-            by_seed = {}
-            for rec in result.get("records", []):
-                if rec.get("seed") in job.seeds and all(f in rec for f in rs.RECORD_FIELDS):
-                    by_seed[int(rec["seed"])] = rec
-            for seed in job.seeds:
-                rec = by_seed.get(seed)
-                if rec is None:
-                    failures += record_failures(job, [seed], "the trainer returned no record for this seed")
-                    continue
-                path = results_dir / rs.record_filename(rec)
-                if not path.exists():  # Ray workers (and trainers that only return) leave writing to us
-                    rs.write_record(results_dir, rec)
-                if rec["status"] == "ok":
-                    ok += 1
-                else:
-                    failures.append((f"{job.algo} {job.task} {job.level} seed {seed}",
-                                     rec.get("reason") or "failed"))
-        else:
-            failures += record_failures(job, job.seeds, result.get("reason") or "unknown error")
-        outcome.ok += ok
-        outcome.failed.extend(failures)
-        display.finished(job.label, ok, failures, float(result.get("wall_time_s") or 0.0))
+        recorder.job_done(todo[i], result)
 
     restore = _install_sigterm()
     try:
@@ -709,28 +296,6 @@ def run_sweep(
         f"{outcome.skipped} skipped (already done)", markup=False, highlight=False,
     )
     return outcome
-
-
-def _dataset_block(job: Job, info: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "id": info.get("id") or _dataset_id(job.task, job.level),
-        "digest": info.get("digest"),
-        "n_transitions": info.get("n_transitions"),
-    }
-
-
-def _write_behaviour(results_dir: Path, task: str, level: str, info: Mapping[str, Any]) -> None:
-    refs = info.get("reference_returns") or {}
-    mean = float(info["return_mean"])
-    lo, hi = rs.reference_value(refs, "random"), rs.reference_value(refs, "expert")
-    norm = 100.0 * (mean - lo) / (hi - lo) if math.isfinite(lo) and math.isfinite(hi) and hi != lo else math.nan
-    rs.write_behaviour_record(results_dir, {
-        "task": task, "level": level, "source": BEHAVIOUR_SOURCE, "return_mean": mean,
-        "normalised": norm if math.isfinite(norm) else None,
-        "dataset": {"id": info.get("id") or _dataset_id(task, level), "digest": info.get("digest"),
-                    "n_transitions": info.get("n_transitions")},
-        "reference_returns": dict(refs) if refs else None,
-    })
 
 
 # ------------------------------------------------------------------- the package's own components

@@ -137,7 +137,7 @@ def test_parsers_accept_the_documented_forms():
     assert sweep.parse_seeds("0,1,2") == (0, 1, 2)
     assert sweep.parse_seeds("0-4") == (0, 1, 2, 3, 4)
     assert sweep.parse_seeds("2-3,7") == (2, 3, 7)
-    assert sweep.parse_algos("all") == ("MA-ICQ", "MA-TD3+BC", "MA-CQL", "OMAR", "BC")
+    assert sweep.parse_algos("all") == ("MA-ICQ", "MA-TD3+BC", "MA-CQL", "OMAR", "BC", "MA-IQL")
     assert sweep.parse_algos("paper") == sweep.PAPER_ALGOS
     assert sweep.parse_algos("omar,ma-cql") == ("OMAR", "MA-CQL")
     assert sweep.parse_levels("expert,random") == ("random", "expert")

@@ -1,6 +1,6 @@
 """Named training budgets (``paper``, ``quick``) and the paper's per-dataset hyperparameter table.
 
-``paper`` is what the authors' code ran on MPE (PROTOCOL §4–§5): update rounds per task and level
+``paper`` is what the authors' code ran on MPE (docs/protocol.md §4–§5): update rounds per task and level
 (spread 2,000, random 6,000; tag 2,000, medium-replay 1,000; world 1,000), evaluation every 10 rounds
 on 10 episodes, and the per-dataset OMAR τ / CQL α table of their ``env_config_map``. ``quick`` keeps
 every coefficient but shrinks the budget so the whole grid (5 algorithms × 3 tasks × 4 levels) runs as
@@ -28,7 +28,7 @@ PAPER_ROUNDS: dict[str, dict[str, int]] = {
     "world": {"random": 1000, "medium-replay": 1000, "medium": 1000, "expert": 1000},
 }
 
-# (OMAR τ, CQL α) per dataset, from the authors' code (PROTOCOL §5 table)
+# (OMAR τ, CQL α) per dataset, from the authors' code (docs/protocol.md §5 table)
 PAPER_COEFFICIENTS: dict[str, dict[str, tuple[float, float]]] = {
     "spread": {"random": (1.0, 0.5), "medium-replay": (1.0, 1.0), "medium": (1.0, 5.0), "expert": (1.0, 5.0)},
     "tag": {"random": (0.9, 0.5), "medium-replay": (0.9, 0.5), "medium": (0.7, 5.0), "expert": (0.9, 5.0)},

@@ -32,7 +32,7 @@ import torch
 from omarbench import results as rs
 from omarbench.errors import UsageError
 from omarbench.offline.algos import canonical_name, get_algorithm
-from omarbench.offline.algos.core import Learners, TD3Config
+from omarbench.offline.algos.core import Learners
 from omarbench.offline.presets import make_config
 from omarbench.tasks.envs import make_vec_env
 from omarbench.tasks.spec import Task, parse_task_id
@@ -279,8 +279,3 @@ class _Progress:
     def close(self) -> None:
         if self.p is not None:
             self.p.stop()
-
-
-def describe(cfg: TD3Config) -> str:
-    """One line with the config's values (for the CLI)."""
-    return ", ".join(f"{k}={v}" for k, v in cfg.to_dict().items())

@@ -1,35 +1,67 @@
-"""The offline algorithm zoo: MA-ICQ, MA-TD3+BC, MA-CQL, OMAR and BC on one batched TD3 core.
+"""The offline algorithm zoo, one module per algorithm, all on one batched core (:mod:`.core`).
 
-``get_algorithm(name)`` accepts the user names (``OMAR``, ``MA-CQL``, ...) and short aliases
-(``omar``, ``cql``, ``td3bc``, ``icq``, ``bc``), case-insensitively.
+An algorithm is a module of this package that defines a subclass of :class:`~.core.Algorithm` with a
+``name`` (and optional ``aliases``), its config dataclass (``config_cls``) and the hooks it changes;
+dropping such a module here is all it takes: the registry below finds it, and run keys
+(:mod:`omarbench.versions`), the grid's choices (``omarbench eval --algos``), the command line and the
+benchmarks take their algorithms from here.
+
+``get_algorithm(name)`` accepts the names (``OMAR``, ``MA-CQL``, ...) and the aliases each module
+declares (``omar``, ``cql``, ``td3bc``, ...), case-insensitively.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from omarbench.errors import bad_choice
-from omarbench.offline.algos.bc import BC
-from omarbench.offline.algos.core import Algorithm, TD3Config
-from omarbench.offline.algos.cql import CQL
-from omarbench.offline.algos.icq import ICQ
-from omarbench.offline.algos.omar import OMAR
-from omarbench.offline.algos.td3bc import TD3BC
+from omarbench.offline.algos.core import Algorithm, Learner, TD3Config
+from omarbench.vocab import PAPER_ALGOS
 
-ALGORITHMS: dict[str, type[Algorithm]] = {a.name: a for a in (ICQ, TD3BC, CQL, OMAR, BC)}
+SHARED_MODULES = ("core",)  # modules of this package that are not algorithms
+
+
+def discover() -> dict[str, type[Algorithm]]:
+    """Every algorithm defined by a module of this package: the paper's four first, then by name."""
+    found: dict[str, type[Algorithm]] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name in SHARED_MODULES or info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for obj in vars(module).values():
+            if (isinstance(obj, type) and issubclass(obj, Algorithm) and obj.__module__ == module.__name__
+                    and "name" in vars(obj)):
+                if obj.name in found and found[obj.name] is not obj:
+                    raise RuntimeError(f"two algorithms are named {obj.name!r}")
+                found[obj.name] = obj
+    order = [n for n in PAPER_ALGOS if n in found] + sorted(n for n in found if n not in PAPER_ALGOS)
+    return {n: found[n] for n in order}
+
+
+def _aliases(algorithms: dict[str, type[Algorithm]]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, cls in algorithms.items():
+        for alias in (name, *cls.aliases):
+            key = _key(alias)
+            if out.get(key, name) != name:
+                raise RuntimeError(f"alias {alias!r} names both {out[key]!r} and {name!r}")
+            out[key] = name
+    return out
+
+
+def _key(text: str) -> str:
+    return str(text).strip().lower().replace("_", "-")
+
+
+ALGORITHMS: dict[str, type[Algorithm]] = discover()
 ALGO_NAMES: tuple[str, ...] = tuple(ALGORITHMS)
-
-_ALIASES = {
-    "ma-icq": "MA-ICQ", "icq": "MA-ICQ", "maicq": "MA-ICQ",
-    "ma-td3+bc": "MA-TD3+BC", "td3+bc": "MA-TD3+BC", "td3bc": "MA-TD3+BC", "ma-td3bc": "MA-TD3+BC",
-    "matd3bc": "MA-TD3+BC",
-    "ma-cql": "MA-CQL", "cql": "MA-CQL", "macql": "MA-CQL",
-    "omar": "OMAR",
-    "bc": "BC",
-}
+_ALIASES = _aliases(ALGORITHMS)
 
 
 def canonical_name(name: str) -> str:
-    """User name or alias → canonical algorithm name; one-line :class:`UsageError` otherwise."""
-    key = str(name).strip().lower().replace("_", "-")
+    """Name or alias → canonical algorithm name; one-line :class:`UsageError` otherwise."""
+    key = _key(name)
     if key not in _ALIASES:
         raise bad_choice("algorithm", name, ALGO_NAMES)
     return _ALIASES[key]
@@ -39,9 +71,5 @@ def get_algorithm(name: str) -> type[Algorithm]:
     return ALGORITHMS[canonical_name(name)]
 
 
-def default_config(name: str) -> TD3Config:
-    return get_algorithm(name).config_cls()
-
-
-__all__ = ["ALGORITHMS", "ALGO_NAMES", "Algorithm", "TD3Config", "canonical_name", "default_config",
+__all__ = ["ALGORITHMS", "ALGO_NAMES", "Algorithm", "Learner", "TD3Config", "canonical_name", "discover",
            "get_algorithm"]

@@ -1,4 +1,4 @@
-"""The shared TD3 skeleton of the offline zoo (PROTOCOL §5), batched over (seed, agent) members.
+"""The shared TD3 skeleton of the offline zoo (docs/protocol.md §5), batched over (seed, agent) members.
 
 Every algorithm is independent TD3 per learner — actor π_i(o_i), twin critics Q_i(o_i, a_i), targets —
 as in the authors' code (OMAR's ``MATD3.update``): one update round is, for every learner, a critic
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -30,15 +31,17 @@ from omarbench.offline.nn import (
     NOISE,
     BatchedActor,
     BatchedTwinCritic,
+    BatchedValue,
     FlatAdam,
     keep_freed_memory,
     member_generators,
+    sampled_logsumexp,
 )
 
 
 @dataclass
 class TD3Config:
-    """Hyperparameters shared by every algorithm (the authors' MPE defaults, PROTOCOL §5)."""
+    """Hyperparameters shared by every algorithm (the authors' MPE defaults, docs/protocol.md §5)."""
 
     rounds: int = 2000  # update rounds (one gradient step per learner, then target updates)
     batch_size: int = 1024  # per learner: every (seed, agent) member samples its own minibatch
@@ -113,28 +116,72 @@ class Batch:
     next_act: torch.Tensor | None = None
 
 
+class Learner(Protocol):
+    """What an algorithm's hooks may ask of the learners (one group of M members, seeds × agents).
+
+    Shapes: ``obs [M, B, do]``, ``act [M, B, da]``, sampled actions ``[M, B, K, da]``. Online networks
+    give gradients to their own weights unless said otherwise; target networks never do.
+    """
+
+    def target_actions(self, obs: torch.Tensor) -> torch.Tensor:
+        """π̄(o) ``[M, B, da]`` of the target actors (train mode: the pass's batch statistics)."""
+
+    def target_q(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """Both heads of the target critics, ``[M, 2, B]``."""
+
+    def q1(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """Q1(o, a) ``[M, B]`` with the critics' weights held fixed (gradients flow to ``act`` only)."""
+
+    def q1_samples(self, obs: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
+        """Q1(o, ã_k) ``[M, B, K]`` of K actions per observation, the critics' weights held fixed."""
+
+    def sampled_logsumexp(self, obs: torch.Tensor, samples: torch.Tensor, log_density: float) -> torch.Tensor:
+        """``Σ_heads mean_B logsumexp_k (Q(o, ã_k) − log_density)`` ``[M]`` of the online critics, with
+        gradients to their weights (CQL's penalty)."""
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        """V(o) ``[M, B]`` of the state-value networks (algorithms with ``uses_value``)."""
+
+    def uniform(self, *shape: int) -> torch.Tensor:
+        """``[M, *shape]`` in U(−1, 1) from each member's own noise stream (a reused buffer)."""
+
+    def normal(self, *shape: int) -> torch.Tensor:
+        """``[M, *shape]`` standard normal from each member's own noise stream (a reused buffer)."""
+
+
 class Algorithm:
-    """What one algorithm changes in the TD3 skeleton. Subclasses override the three hooks."""
+    """What one algorithm changes in the TD3 skeleton: a module of :mod:`omarbench.offline.algos` that
+    subclasses this with a ``name`` is registered (see the package). Subclasses override the hooks.
+
+    One update round: the value step (``uses_value``: minimise :meth:`value_loss`), the critic step
+    (regress both heads on :meth:`critic_target`, plus :meth:`critic_penalty`), the actor step
+    (:meth:`actor_loss` + the shared ``action_l2`` term), then soft target updates.
+    """
 
     name: str = "TD3"
+    aliases: tuple[str, ...] = ()  # other names users may type (matched case-insensitively)
     config_cls: type[TD3Config] = TD3Config
     uses_critic: bool = True
+    uses_value: bool = False  # a state-value network V(o) per member, trained by value_loss
     needs_next_actions: bool = False  # the critic target uses the dataset's next actions (ICQ)
 
     def __init__(self, config: TD3Config):
         self.cfg = config
 
-    def critic_target(self, L: GroupLearner, b: Batch) -> torch.Tensor:
+    def value_loss(self, L: Learner, b: Batch) -> torch.Tensor:
+        """State-value loss per member ``[M]`` (only with ``uses_value``)."""
+        raise NotImplementedError(f"{self.name} sets uses_value but defines no value_loss")
+
+    def critic_target(self, L: Learner, b: Batch) -> torch.Tensor:
         """TD target ``[M, B]``: r + γ (1 − d) min_j Q̄_j(o′, π̄(o′)) (target nets in train mode)."""
-        a2 = L.actor_t(b.next_obs)
-        qn = L.critic_t(b.next_obs, a2.unsqueeze(2), heads=2)[..., 0]
+        qn = L.target_q(b.next_obs, L.target_actions(b.next_obs))
         return b.rew + self.cfg.gamma * (1.0 - b.done) * qn.amin(1)
 
-    def critic_penalty(self, L: GroupLearner, b: Batch, q: torch.Tensor) -> torch.Tensor | None:
+    def critic_penalty(self, L: Learner, b: Batch, q: torch.Tensor) -> torch.Tensor | None:
         """Extra critic loss per member ``[M]`` given the dataset-action values ``q [M, 2, B]``."""
         return None
 
-    def actor_loss(self, L: GroupLearner, b: Batch, pi: torch.Tensor) -> torch.Tensor:
+    def actor_loss(self, L: Learner, b: Batch, pi: torch.Tensor) -> torch.Tensor:
         """Actor loss per member ``[M]`` (before the shared ``action_l2`` term); default: −Q1(o, π(o))."""
         return -L.q1(b.obs, pi).mean(1)
 
@@ -181,6 +228,10 @@ class GroupLearner:
             self.critic_t = BatchedTwinCritic(M, obs_dim, act_dim, h, device, track_running_stats=False)
             self.critic_t.params.copy_(self.critic.params)
             self.critic_opt = FlatAdam(self.critic.params, cfg.lr)
+        if algo.uses_value:
+            self.value_net = BatchedValue(M, obs_dim, h, device)
+            self.value_net.init_(init)
+            self.value_opt = FlatAdam(self.value_net.params, cfg.lr)
         self._idx = torch.empty(M, cfg.batch_size, dtype=torch.long, device=self.device)
         self._noise: dict[tuple, torch.Tensor] = {}
 
@@ -223,16 +274,36 @@ class GroupLearner:
             buf[m].normal_(generator=g)
         return buf
 
-    # -- helpers for algorithm files -------------------------------------------------------------
+    # -- the Learner interface of the algorithm hooks ---------------------------------------------
+    def target_actions(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.actor_t(obs)
+
+    def target_q(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        return self.critic_t(obs, act.unsqueeze(2), heads=2)[..., 0]
+
     def q1(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        """Q1(o, a) ``[M, B]`` with the critic's weights held fixed (gradients flow to ``act`` only)."""
         return self.critic(obs, act.unsqueeze(2), heads=1, detached=True)[:, 0, :, 0]
+
+    def q1_samples(self, obs: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
+        return self.critic(obs, samples, heads=1, detached=True)[:, 0]
+
+    def sampled_logsumexp(self, obs: torch.Tensor, samples: torch.Tensor, log_density: float) -> torch.Tensor:
+        return sampled_logsumexp(self.critic, obs, samples, log_density)
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.value_net(obs)
 
     # -- one update round ------------------------------------------------------------------------
     def update(self) -> torch.Tensor:
-        """Critic step, actor step, soft target updates. Returns per-member losses ``[M, 2]``."""
+        """Value step (if any), critic step, actor step, soft target updates. Returns per-member losses
+        ``[M, 2]`` (critic, actor)."""
         cfg, algo = self.cfg, self.algo
         b = self.sample()
+        if algo.uses_value:
+            self.value_net.params.zero_grad()
+            algo.value_loss(self, b).sum().backward()
+            self.value_net.params.clip_grad_norm_(cfg.grad_clip)
+            self.value_opt.step()
         if algo.uses_critic:
             with torch.no_grad():
                 y = algo.critic_target(self, b)

@@ -4,9 +4,9 @@ Critic loss += α · ( logsumexp_j (Q(o, ã_j) − log 0.5^d) − Q(o, a) ), ave
 each twin head, with 10 actions ã_j ~ U(−1, 1)^d per state (the authors' MPE code: the importance term
 ``log 0.5^d`` is the log-density of the uniform proposal on [−1, 1]^d). The sampled-action pass runs
 the critic in train mode, so its BatchNorm uses that pass's own batch statistics; it is computed by
-:func:`omarbench.offline.nn.sampled_logsumexp`, a chunked pass that does its own backward (2.4x faster than
-autograd over the full-size activations here, same values and gradients). α per dataset comes
-from the preset (PROTOCOL §5 table). Actor: maximise Q1 (the TD3 skeleton's default).
+:func:`omarbench.offline.nn.sampled_logsumexp`, a chunked pass that does its own backward (same values
+and gradients as autograd over the full-size activations, several times faster; figures in the README).
+α per dataset comes from the preset (docs/protocol.md §5 table). Actor: maximise Q1 (the TD3 skeleton's default).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import torch
 
 from omarbench.offline.algos.core import Algorithm, TD3Config
-from omarbench.offline.nn import sampled_logsumexp
 
 
 @dataclass
@@ -31,12 +30,13 @@ def cql_penalty(L, b, q: torch.Tensor, alpha: float, n_actions: int) -> torch.Te
     M, B, da = b.act.shape
     sampled = L.uniform(B, n_actions, da)
     log_density = da * math.log(0.5)
-    lse = sampled_logsumexp(L.critic, b.obs, sampled, log_density)  # Σ_heads mean_B lse, [M]
+    lse = L.sampled_logsumexp(b.obs, sampled, log_density)  # Σ_heads mean_B lse, [M]
     return alpha * (lse - q.mean(2).sum(1))
 
 
 class CQL(Algorithm):
     name = "MA-CQL"
+    aliases = ("cql", "macql")
     config_cls = CQLConfig
 
     def critic_penalty(self, L, b, q):

@@ -1,6 +1,6 @@
 """MA-ICQ: implicit constraint Q-learning (Yang et al., "Believe What You See", NeurIPS 2021), per agent.
 
-Adapted to decentralised critics and continuous actions as PROTOCOL §5 describes:
+Adapted to decentralised critics and continuous actions as docs/protocol.md §5 describes:
 
 * critic target uses only dataset actions: ``y_i = r_i + γ (1 − d_i) · N · w_i · min_j Q̄_j(o′_i, a′_i)``,
   with ``w = softmax_batch(min_j Q̄_j(o′, a′) / β_Q)`` over the N bootstrapping rows of the minibatch
@@ -45,11 +45,12 @@ def batch_softmax(values: torch.Tensor, beta: float, mask: torch.Tensor | None =
 
 class ICQ(Algorithm):
     name = "MA-ICQ"
+    aliases = ("icq", "maicq")
     config_cls = ICQConfig
     needs_next_actions = True
 
     def critic_target(self, L, b):
-        qn = L.critic_t(b.next_obs, b.next_act.unsqueeze(2), heads=2)[..., 0].amin(1)  # [M, B]
+        qn = L.target_q(b.next_obs, b.next_act).amin(1)  # [M, B]
         boot = b.done < 0.5
         w = batch_softmax(qn, self.cfg.beta_q, boot)
         n = boot.sum(1, keepdim=True)

@@ -2,7 +2,7 @@
 
 Critic: MA-CQL's (same α table). Actor: minimise ``τ mean (π(o) − â)² − (1 − τ) mean Q1(o, π(o))``
 where â is the better, by Q1, of π(o) and the best action found by a zeroth-order search on Q1
-(the authors' MPE code, PROTOCOL §5): start from μ = 0, σ = 2; three times sample 10 actions from
+(the authors' MPE code, docs/protocol.md §5): start from μ = 0, σ = 2; three times sample 10 actions from
 N(μ, σ) clipped to [−1, 1], then set μ to their softmax(Q1)-weighted mean and σ to the root mean square
 distance of the samples from the new μ. The best sample of the last iteration competes with π(o);
 ties keep π(o). σ is kept above ``sigma_min``: the authors' code can reach σ = 0 when every sample is
@@ -42,7 +42,7 @@ def rectified_actions(L, obs: torch.Tensor, pi: torch.Tensor, q_pi: torch.Tensor
     sigma = torch.full((M, B, 1, da), cfg.omar_sigma0, device=pi.device)
     for _ in range(cfg.omar_iters):
         samples = torch.addcmul(mu, sigma, L.normal(B, S, da)).clamp_(-1.0, 1.0)  # [M, B, S, da]
-        q = L.critic(obs, samples, heads=1, detached=True)[:, 0]  # [M, B, S]
+        q = L.q1_samples(obs, samples)  # [M, B, S]
         w = torch.softmax(q, dim=2).unsqueeze(3)
         mu = (w * samples).sum(2, keepdim=True)
         sigma = (samples - mu).square_().mean(2, keepdim=True).sqrt_().clamp_(min=cfg.omar_sigma_min)

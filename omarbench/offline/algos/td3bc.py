@@ -3,7 +3,7 @@
 Only the actor objective differs from the TD3 skeleton: maximise ``λ Q1(o, π(o)) / mean|Q1|`` while
 staying close to the dataset action, ``− mean (π(o) − a)²``. The OMAR paper ran the authors' TD3+BC
 code "with fine-tuned hyperparameters" and does not give them; omarbench keeps TD3+BC's published
-λ = 2.5 (PROTOCOL §5).
+λ = 2.5 (docs/protocol.md §5).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ class TD3BCConfig(TD3Config):
 
 class TD3BC(Algorithm):
     name = "MA-TD3+BC"
+    aliases = ("td3+bc", "td3bc", "ma-td3bc", "matd3bc")
     config_cls = TD3BCConfig
 
     def actor_loss(self, L, b, pi):

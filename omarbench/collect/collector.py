@@ -1,4 +1,4 @@
-"""Turn one online behaviour run into the four dataset levels of a task (PROTOCOL §2–3).
+"""Turn one online behaviour run into the four dataset levels of a task (docs/protocol.md §2–3).
 
 ``collect(task, level)`` trains (or reuses, or resumes) the task's MATD3 behaviour run, measures the
 reference returns, picks the checkpoints of each level and writes the datasets:
@@ -6,7 +6,7 @@ reference returns, picks the checkpoints of each level and writes the datasets:
 * ``random``         the untrained actor (checkpoint 0; actions near zero) rolled out with the rollout noise;
 * ``medium``         the checkpoint whose evaluation return is closest to
                      ``random + f × (expert − random)``, f chosen per task to match the authors' medium
-                     datasets (0.32 spread, 0.64 tag, 0.79 world; see PROTOCOL §2), rolled out with noise;
+                     datasets (0.32 spread, 0.64 tag, 0.79 world; see docs/protocol.md §2), rolled out with noise;
 * ``medium-replay``  every transition the online run saw up to and including the medium checkpoint's segment;
 * ``expert``         the best checkpoint by evaluation return, rolled out with noise.
 
@@ -37,7 +37,7 @@ from omarbench.tasks.prey import fixed_policy_for
 from omarbench.tasks.spec import Task, parse_task_id
 from omarbench.vocab import check_preset
 
-# Fraction of the way from random to expert of the authors' medium datasets (PROTOCOL §2).
+# Fraction of the way from random to expert of the authors' medium datasets (docs/protocol.md §2).
 MEDIUM_FRACTION = {"spread": 0.32, "tag": 0.64, "world": 0.79}
 LEVEL_CODES = {level: i for i, level in enumerate(LEVELS)}
 

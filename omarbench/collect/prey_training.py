@@ -18,7 +18,6 @@ Regenerate: ``omarbench prey train tag`` (and ``world``).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Callable
 from dataclasses import replace
@@ -120,8 +119,3 @@ def _portable(command: str) -> str:
         if w == "--root":
             words[i + 1] = "DIR"
     return " ".join(w if not w.startswith("--root=") else "--root=DIR" for w in words)
-
-
-def read_provenance(task: Task) -> dict[str, Any] | None:
-    path = prey_asset_path(task).with_suffix(".json")
-    return json.loads(path.read_text()) if path.exists() else None

@@ -51,10 +51,6 @@ class RunConfig:
     torch_threads: int = 1  # networks this small run fastest on one thread (and leave a core to the engine)
     matd3: MATD3Config = field(default_factory=MATD3Config)
 
-    @property
-    def segment_steps(self) -> int:
-        return self.segment_episodes * self.num_envs * 25
-
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from omarbench.collect.collector import Collector, LevelPlan, preset_config
 from omarbench.tasks.spec import parse_task_id
+from omarbench.vocab import PAPER_TASKS
 
-TASKS = ("spread", "tag", "world")
+TASKS = PAPER_TASKS
 
 
 def run(quick: bool = False) -> None:

@@ -48,7 +48,7 @@ from omarbench.report.tables import (
     score_latex,
     score_markdown,
 )
-from omarbench.vocab import SCALING_LEVEL, check_preset
+from omarbench.vocab import LEVELS, SCALING_LEVEL, check_preset
 
 REFERENCES = ("ours", "paper")
 RLIABLE_CITATION = (
@@ -117,7 +117,7 @@ def is_scaling_task(task: str) -> bool:
 
 def _main_footnotes(table: ScoreTable, references: str, n_eval: str) -> list[str]:
     refs = ("the random and expert returns stored in each dataset (measured by omarbench when it collected)"
-            if references == "ours" else "the paper's reference returns (PROTOCOL §3: spread 516.8/159.8, "
+            if references == "ours" else "the paper's reference returns (docs/protocol.md §3: spread 516.8/159.8, "
             "tag 185.6/−4.1, world 79.5/−6.8 for expert/random)")
     notes = [
         "Cells: normalised score 100 × (S − S_random) / (S_expert − S_random) of the final policy "
@@ -310,7 +310,7 @@ def _main_sections(main: pd.DataFrame, table: ScoreTable, references: str, md: l
           fnum(r["ours_mean"] - r["paper_mean"])] for r in comp],
     ).encode()
     groups = []
-    for level in ("random", "medium-replay", "medium", "expert"):
+    for level in LEVELS:
         grows = [[(t, False)] + [(c.replace("**", ""), c.startswith("**")) for c in cells]
                  for (lv, t), cells in crow.items() if lv == level]
         groups.append((LEVEL_LABELS[level], grows))

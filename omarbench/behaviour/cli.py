@@ -9,9 +9,10 @@ import typer
 
 
 def collect_command(
-    task: Annotated[str, typer.Argument(help="Task id: spread, spread-n5, tag, world (add :mpe2 for stock).")],
+    task: Annotated[str, typer.Argument(help="Task id: spread, spread-n5, tag, world (add :mpe2 for stock), "
+                                             "maze2d-umaze, maze2d-medium, maze2d-large.")],
     level: Annotated[
-        str, typer.Option("--level", help="random, medium-replay, medium, expert, or all.")
+        str, typer.Option("--level", help="random, medium-replay, medium, expert, or all (maze2d: waypoint).")
     ] = "all",
     transitions: Annotated[
         int | None, typer.Option("--transitions", help="Size of random/medium/expert (default: the preset's).")
@@ -30,10 +31,20 @@ def collect_command(
     from rich.console import Console
 
     from omarbench.behaviour.collector import collect
+    from omarbench.tasks.maze2d import is_maze2d
 
     console = Console()
-    paths = collect(task, level, transitions=transitions, seed=seed, root=root, backend=backend, preset=preset,
-                    flavor=flavor, progress=progress, log=console.print)
+    if is_maze2d(task):  # single-agent maze2d: the waypoint-controller collector
+        from omarbench.behaviour.waypoint import collect_maze2d
+        from omarbench.errors import UsageError
+
+        if backend != "numpy" or flavor not in (None, "paper"):
+            raise UsageError(f"{task} has one engine and one flavor: drop --backend / --flavor")
+        paths = collect_maze2d(task, level, transitions=transitions, seed=seed, root=root, preset=preset,
+                               progress=progress, log=console.print)
+    else:
+        paths = collect(task, level, transitions=transitions, seed=seed, root=root, backend=backend,
+                        preset=preset, flavor=flavor, progress=progress, log=console.print)
     for p in paths:
         console.print(f"dataset ready: {p}")
 

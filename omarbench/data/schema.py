@@ -30,6 +30,9 @@ from omarbench.errors import OmarbenchError, UsageError
 from omarbench.tasks.spec import Task, parse_task_id
 
 LEVELS: tuple[str, ...] = ("random", "medium-replay", "medium", "expert")
+# maze2d has one dataset per maze, made by the waypoint controller (D4RL's method); its level is named after it.
+MAZE2D_LEVELS: tuple[str, ...] = ("waypoint",)
+ALL_LEVELS: tuple[str, ...] = LEVELS + MAZE2D_LEVELS
 SCHEMA_VERSION = 1
 FORMAT_NAME = "omarbench-dataset"
 DIGEST_ALGORITHM = "omarbench-manifest-sha256-v1"
@@ -51,10 +54,18 @@ ZSTD_LEVEL = 1
 
 # ---- ids and paths ----------------------------------------------------------------------------------
 
+def task_levels(task: Task) -> tuple[str, ...]:
+    """The dataset levels a task has: the four MPE levels, or ``waypoint`` for maze2d."""
+    from omarbench.tasks.maze2d import is_maze2d
+
+    return MAZE2D_LEVELS if is_maze2d(task) else LEVELS
+
+
 def dataset_id(task: Task, level: str) -> str:
-    """``spread-medium``, ``spread-n5-medium-replay``, ``tag:mpe2-expert``."""
-    if level not in LEVELS:
-        raise UsageError(f"unknown level {level!r}; valid levels: {', '.join(LEVELS)}")
+    """``spread-medium``, ``spread-n5-medium-replay``, ``tag:mpe2-expert``, ``maze2d-umaze-waypoint``."""
+    valid = task_levels(task)
+    if level not in valid:
+        raise UsageError(f"unknown level {level!r} for task {task.id}; valid levels: {', '.join(valid)}")
     return f"{task.id}-{level}"
 
 
@@ -64,18 +75,19 @@ def parse_dataset_id(text: str) -> tuple[Task, str]:
     norm = raw.lower().replace("+", ":")
     if norm.endswith(STORE_SUFFIX):
         norm = norm[: -len(STORE_SUFFIX)]
-    for level in sorted(LEVELS, key=len, reverse=True):
+    for level in sorted(ALL_LEVELS, key=len, reverse=True):
         suffix = f"-{level}"
         if norm.endswith(suffix) and len(norm) > len(suffix):
             task_part = norm[: -len(suffix)]
             try:
                 task = parse_task_id(task_part)
+                dataset_id(task, level)
             except UsageError as exc:
                 raise UsageError(f"bad dataset id {raw!r}: {exc}") from None
             return task, level
     raise UsageError(
         f"bad dataset id {raw!r}: it must be TASK-LEVEL (e.g. tag-expert, spread-n5-medium-replay, "
-        f"tag:mpe2-random); valid levels: {', '.join(LEVELS)}"
+        f"tag:mpe2-random, maze2d-umaze-waypoint); valid levels: {', '.join(ALL_LEVELS)}"
     )
 
 

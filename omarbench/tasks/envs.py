@@ -23,7 +23,7 @@ from typing import Literal
 
 import numpy as np
 
-from omarbench.errors import bad_choice
+from omarbench.errors import UsageError, bad_choice
 from omarbench.tasks.mpe_ref import ReferenceEnv
 from omarbench.tasks.prey import FixedPolicy, fixed_policy_for
 from omarbench.tasks.spec import Task
@@ -169,7 +169,16 @@ def make_vec_env(
     seed: int = 0,
     fixed_policy: FixedPolicy | None = None,
 ) -> VecEnv:
-    """E environments of ``task`` on the chosen backend (``numpy`` batched engine or ``mpe2`` reference)."""
+    """E environments of ``task`` on the chosen backend (``numpy`` batched engine or ``mpe2`` reference).
+
+    maze2d tasks have one engine (MuJoCo), chosen by the default backend.
+    """
+    from omarbench.tasks import maze2d
+
+    if maze2d.is_maze2d(task):
+        if backend != "numpy":
+            raise UsageError(f"backend {backend!r} is for MPE tasks; {task.id} runs on MuJoCo (the default)")
+        return maze2d.make_maze2d_vec_env(task, num_envs, seed)
     if backend not in BACKENDS:
         raise bad_choice("backend", backend, BACKENDS)
     if backend == "mpe2":

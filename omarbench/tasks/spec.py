@@ -7,6 +7,7 @@ A :class:`Task` is a plain, hashable description that recreates its environment 
     spread-n5         the same with 5 agents (1 <= n <= 20)
     tag, world        predator-prey tasks: 3 learning predators, 1 fixed prey
     tag:mpe2          any id with ``:FLAVOR`` picks the flavor (``paper`` is the default)
+    maze2d-umaze      single-agent D4RL maze2d on PointMaze physics (also maze2d-medium, maze2d-large)
 """
 
 from __future__ import annotations
@@ -157,10 +158,14 @@ def parse_task_id(task_id: str, flavor: str | None = None) -> Task:
     if id_flavor and flavor and id_flavor != flavor:
         raise UsageError(f"task id {task_id!r} says flavor {id_flavor!r} but --flavor is {flavor!r}")
     chosen = id_flavor or flavor or "paper"
+    from omarbench.tasks import maze2d
+
+    if maze2d.is_maze2d(text):
+        return maze2d.parse_maze2d_id(text, chosen)
 
     m = _ID_RE.match(text)
     if not m or m.group("name") not in TASK_NAMES:
-        raise bad_choice("task", task_id, ("spread", "spread-nN", "tag", "world"))
+        raise bad_choice("task", task_id, ("spread", "spread-nN", "tag", "world", *maze2d.TASK_IDS))
     name, n = m.group("name"), m.group("n")
     if name != "spread":
         if n is not None:

@@ -75,7 +75,7 @@ class WaypointController:
         self.goal = (0.0, 0.0)
 
     def plan(self, pos, goal, rng: np.random.Generator) -> None:
-        """Waypoints from ``pos`` to ``goal``: jittered centres of the path's cells after the first, then the goal."""
+        """Waypoints to ``goal``: the jittered centres of the path's cells after the first, then the goal."""
         path = self.maze.shortest_path(self.maze.cell_of(np.asarray(pos)),
                                        self.maze.cell_of(np.asarray(goal)))[1:-1]
         noise = rng.uniform(-self.cfg.jitter, self.cfg.jitter, (len(path), 2))

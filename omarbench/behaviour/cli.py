@@ -30,7 +30,6 @@ def collect_command(
     """Collect datasets: train (or reuse, or resume) the task's behaviour run, then write the levels."""
     from rich.console import Console
 
-    from omarbench.behaviour.collector import collect
     from omarbench.tasks.maze2d import is_maze2d
 
     console = Console()
@@ -43,6 +42,8 @@ def collect_command(
         paths = collect_maze2d(task, level, transitions=transitions, seed=seed, root=root, preset=preset,
                                progress=progress, log=console.print)
     else:
+        from omarbench.behaviour.collector import collect
+
         paths = collect(task, level, transitions=transitions, seed=seed, root=root, backend=backend,
                         preset=preset, flavor=flavor, progress=progress, log=console.print)
     for p in paths:

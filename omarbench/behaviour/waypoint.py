@@ -149,7 +149,8 @@ class WaypointStream:
 # ---- reference returns ----------------------------------------------------------------------------------
 
 def reference_returns(task: Task, cfg: WaypointConfig, seed: int, episodes: int | None = None,
-                      envs: int = 100) -> dict[str, dict[str, Any]]:
+                      envs: int = 100, policies: tuple[str, ...] = ("random", "expert"),
+                      ) -> dict[str, dict[str, Any]]:
     """Random and expert (noise-free controller) returns on the evaluation task, ``episodes`` each.
 
     Both policies start from the same states: episode ``k`` of the evaluation seed stream ``seed``.
@@ -162,7 +163,7 @@ def reference_returns(task: Task, cfg: WaypointConfig, seed: int, episodes: int 
     E = min(envs, n)
     rounds = -(-n // E)
     out: dict[str, dict[str, Any]] = {}
-    for name in ("random", "expert"):
+    for name in policies:
         env = make_vec_env(task, E, seed=seed)
         rng = np.random.default_rng([seed, STREAMS["random_policy" if name == "random" else "expert_jitter"]])
         returns = []

@@ -72,10 +72,11 @@ D4RL_SIZES: dict[str, int] = {"umaze": 1_000_000, "medium": 2_000_000, "large": 
 
 D4RL_CITATION = ("Fu, Kumar, Nachum, Tucker, Levine. D4RL: Datasets for Deep Data-Driven Reinforcement "
                  "Learning. arXiv:2004.07219 (2020); d4rl/pointmaze/__init__.py, maze2d-*-v1 registrations")
-MINARI_CITATION = ("Minari D4RL/pointmaze/{umaze,medium,large}-v2 dataset metadata (ref_min_score, "
-                   "ref_max_score: random policy and the waypoint expert, 100 episodes each, on "
-                   "PointMaze_*-v3 with continuing_task=True, reset_target=False and the G cell as goal); "
-                   "the datasets' generation code is github.com/rodrigodelazcano/d4rl-minari-dataset-generation")
+MINARI_CITATION = ("ref_min_score / ref_max_score of Minari's D4RL/pointmaze/{umaze,medium,large}-v2 datasets "
+                   "(a random policy and the waypoint expert, 100 episodes each, on PointMaze_*-v3 with "
+                   "continuing_task=True, reset_target=False and D4RL's G cell as the goal), values stored in "
+                   "the datasets' metadata rather than printed on minari.farama.org; generation code: "
+                   "github.com/rodrigodelazcano/d4rl-minari-dataset-generation")
 # Published reference returns (sparse reward). D4RL's: ref_min_score / ref_max_score of maze2d-*-v1, used by
 # the OMAR paper to normalise. Minari's: the same two fields of its regenerated PointMaze datasets; note
 # that Minari's PointMaze rewards within 0.45 of a goal drawn with U(±0.25) noise, so neither set is on

@@ -30,6 +30,11 @@ def report_command(
     ] = None,
     root: Annotated[Path | None, typer.Option("--root", help="Data root, for the default results directory.")]
     = None,
+    fmt: Annotated[str, typer.Option("--format", help="leaderboard (default) or marl-eval (the records as "
+                                                     "marl-eval's JSON, written to --out/marl-eval.json).")]
+    = "leaderboard",
+    best: Annotated[bool, typer.Option("--best", help="Add the best periodic evaluation next to the final "
+                                                      "policy's score (a separate table).")] = False,
 ) -> None:
     """Tables (Markdown, LaTeX, CSV), aggregates with CIs, the paper side by side, plots: from records alone."""
     from rich.console import Console
@@ -38,6 +43,7 @@ def report_command(
     from omarbench.sweep import PRESETS, check_choice, default_root, parse_tasks
 
     check_choice("references", references, REFERENCES)
+    check_choice("format", fmt, ("leaderboard", "marl-eval"))
     if preset is not None:
         check_choice("preset", preset, PRESETS)
     task_list = parse_tasks(tasks) if tasks else None
@@ -46,9 +52,17 @@ def report_command(
     # the default results directory follows the preset's data root, as in ``omarbench eval``
     data_root = preset_root(default_root(root), preset or "paper")
     results_dir = results if results is not None else data_root / "results"
-    summary = build_report(results_dir, out, references=references, scaling=scaling, preset=preset,
-                           tasks=task_list)
     console = Console()
+    if fmt == "marl-eval":
+        from omarbench.interop.marl_eval import write_marl_eval
+
+        path, export = write_marl_eval(results_dir, out, preset=preset, references=references)
+        for note in export.notes:
+            console.print(f"note: {note}", markup=False, highlight=False)
+        console.print(f"{export.n_runs} run(s) written to {path} (marl-eval's JSON layout)", markup=False)
+        return
+    summary = build_report(results_dir, out, references=references, scaling=scaling, preset=preset,
+                           tasks=task_list, best=best)
     for note in summary.notes:
         console.print(f"note: {note}", markup=False, highlight=False)
     console.print(f"report of {summary.n_records} run record(s) (preset {summary.preset}) written to {out}: "

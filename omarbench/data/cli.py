@@ -170,3 +170,6 @@ def export_cmd(
 
     files = export_dataset(dataset, fmt, out, root, force=force)
     console.print(f"wrote {len(files)} files to {out}", markup=False)
+
+
+app.command("import")(__import__("omarbench.interop.cli", fromlist=["import_command"]).import_command)

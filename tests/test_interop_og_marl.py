@@ -41,8 +41,8 @@ def _seed_rows(seed):
 @pytest.fixture(scope="module")
 def vault(tmp_path_factory):
     """Written as OG-MARL does: a flashbax trajectory buffer of the experience dict, dumped by Vault.write."""
-    jnp = peer("jax.numpy", "og-marl-write")
-    fbx = peer("flashbax", "og-marl-write")
+    jnp = peer("jax.numpy", "flashbax")
+    fbx = peer("flashbax", "flashbax")
     from flashbax.vault import Vault
 
     rows = [_seed_rows(s) for s in range(B)]
@@ -101,7 +101,7 @@ def test_import_keeps_agents_episodes_and_provenance(vault, tmp_path):
 
 @pytest.mark.slow  # writing the vault imports JAX and flashbax (tens of seconds)
 def test_tensorstore_reads_what_flashbax_reads(vault):
-    peer("flashbax", "og-marl-write")
+    peer("flashbax", "flashbax")
     from flashbax.vault import Vault
 
     from omarbench.interop.og_marl import open_vault, read_leaf

@@ -115,6 +115,19 @@ def test_real_marl_eval_reads_it_and_its_aggregates_match_ours(results, tmp_path
         [np.mean([_final("OMAR", "tag", s) * (0.4 + r / 100) for s in SEEDS]) for r in ROUNDS[1:]])
 
 
+def test_curve_points_keep_evenly_spaced_evaluations_ending_with_the_last(results, tmp_path):
+    res = CliRunner().invoke(app, ["report", "--results", str(results), "--out", str(tmp_path), "--format",
+                                   "marl-eval", "--curve-points", "1", "--tasks", "tag"])
+    assert res.exit_code == 0, res.output
+    raw = json.loads((tmp_path / "marl-eval.json").read_text())
+    assert list(raw["mpe"]) == ["tag-expert"]
+    run = raw["mpe"]["tag-expert"]["MA-CQL"]["run_0"]
+    assert list(run) == ["step_0", "absolute_metrics"] and run["step_0"]["step_count"] == ROUNDS[-1]
+    res = CliRunner().invoke(app, ["report", "--results", str(results), "--out", str(tmp_path), "--format",
+                                   "marl-eval", "--curve-points", "3"])
+    assert res.exit_code != 0 and "has only 2 evaluations after round 0" in str(res.exception)
+
+
 def test_bad_format_is_one_line(results, tmp_path):
     res = CliRunner().invoke(app, ["report", "--results", str(results), "--out", str(tmp_path), "--format", "xls"])
     assert res.exit_code != 0
@@ -137,3 +150,36 @@ def test_best_is_the_max_over_the_curve_next_to_the_final(results, tmp_path):
     res = CliRunner().invoke(app, ["report", "--results", str(results), "--out", str(tmp_path / "plain")])
     assert not (tmp_path / "plain" / "best_scores.csv").exists()
     assert "Final and best evaluation" not in (tmp_path / "plain" / "leaderboard.md").read_text()
+
+
+@pytest.mark.slow  # 280 records through marl-eval's pure-Python pipeline
+def test_committed_paper_records_give_the_reports_aggregates_in_marl_eval(tmp_path):
+    """The committed paper-scale records through marl-eval: its matrices give the committed aggregates."""
+    import csv
+    from pathlib import Path
+
+    peer("marl_eval", "marl-eval")
+    from marl_eval.utils.data_processing_utils import create_matrices_for_rliable, data_process_pipeline
+    from rliable import metrics
+
+    board = Path(__file__).resolve().parent.parent / "leaderboards" / "paper"
+    if not (board / "records").is_dir():
+        pytest.skip("leaderboards/paper is not committed")
+    res = CliRunner().invoke(app, ["report", "--results", str(board / "records"), "--out", str(tmp_path),
+                                   "--preset", "paper", "--format", "marl-eval", "--curve-points", "100"])
+    assert res.exit_code == 0, res.output
+    raw = json.loads((tmp_path / "marl-eval.json").read_text())
+    assert len(raw["mpe"]) == 12  # the main table's tasks × levels; the agent-count study is left out
+    processed = data_process_pipeline(raw_data=raw, metrics_to_normalize=["return"])
+    matrices, curves = create_matrices_for_rliable(processed, "mpe", ["return"])
+    scores = matrices["mean_normalised_score"]
+    assert curves["mean_normalised_score"]["omar"].shape == (5, 12, 100)
+    committed = {r["algo"]: r for r in csv.DictReader((board / "aggregates.csv").open())}
+    for algo, row in committed.items():
+        m = scores[algo.lower()]
+        assert m.shape == (5, 12)
+        assert metrics.aggregate_iqm(m) == pytest.approx(float(row["iqm"]), abs=1e-4)
+        assert metrics.aggregate_mean(m) == pytest.approx(float(row["mean"]), abs=1e-4)
+        if algo != "OMAR":
+            assert metrics.probability_of_improvement(scores["omar"], m) == pytest.approx(
+                float(row["p_omar_better"]), abs=1e-4)

@@ -27,8 +27,10 @@ Pass ``metrics_to_normalize=["return"]`` to marl-eval for its per-task min-max n
 returns; ``normalised_score`` is ours and is used as is.
 
 Only finished runs (status ``ok``) are written, the newest record of each (algo, task, level, seed), as
-in ``omarbench report``. marl-eval assumes every algorithm of an environment has the same runs and every
-run the same evaluation steps: :func:`marl_eval_data` returns notes naming where that does not hold.
+in ``omarbench report``, of the report's main-table tasks unless ``tasks`` says otherwise. marl-eval
+assumes every algorithm of an environment has the same runs and every run the same evaluation steps:
+:func:`marl_eval_data` returns notes naming where that does not hold, and ``curve_points`` evens out the
+steps.
 """
 
 from __future__ import annotations
@@ -37,12 +39,15 @@ import json
 import math
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from omarbench import results as rs
-from omarbench.errors import OmarbenchError, bad_choice
+from omarbench.errors import OmarbenchError, UsageError, bad_choice
 
 ENVIRONMENT = "mpe"
 METRICS = ("return", "normalised_score")
@@ -81,9 +86,17 @@ def marl_eval_data(
     preset: str | None = None,
     references: str = "ours",
     environment: str = ENVIRONMENT,
+    tasks: Sequence[str] | None = None,
+    curve_points: int | None = None,
 ) -> MarlEvalExport:
-    """The records of ``results_dir`` in marl-eval's raw-data layout (see the module docstring)."""
-    from omarbench.report.build import REFERENCES, choose_preset, latest_per_run
+    """The records of ``results_dir`` in marl-eval's raw-data layout (see the module docstring).
+
+    ``tasks``: the tasks to write (default: those of the report's main table, i.e. all but the spread-nN
+    of the agent-count study, which has other algorithms). ``curve_points``: keep K evaluations per run,
+    evenly spaced over its curve and ending with its last, so that runs of different budgets (the
+    ``paper`` preset trains some datasets longer) have the equal step counts marl-eval expects.
+    """
+    from omarbench.report.build import REFERENCES, choose_preset, is_scaling_task, latest_per_run
     from omarbench.report.paper import normalise_with_paper
 
     if references not in REFERENCES:
@@ -107,10 +120,16 @@ def marl_eval_data(
     if len(failed):
         export.notes.append(f"{len(failed)} failed run(s) left out")
     runs = runs[runs["status"] == "ok"]
+    runs = runs[runs["task"].isin(list(tasks))] if tasks else runs[~runs["task"].map(is_scaling_task)]
+    if runs.empty:
+        raise OmarbenchError("no finished runs to write after selection (check --tasks / --preset)")
+    if curve_points is not None and curve_points < 1:
+        raise UsageError(f"--curve-points must be a positive count, got {curve_points}")
     by_key = {k: g.sort_values("round") for k, g in curves[curves["key"].isin(set(runs["key"]))].groupby("key")}
 
     def norm(task: str, ret: Any, stored: Any) -> Any:
-        return stored if references == "ours" else normalise_with_paper(task, _value(ret) or math.nan)
+        v = _value(ret)
+        return stored if references == "ours" else normalise_with_paper(task, math.nan if v is None else v)
 
     env: dict[str, Any] = {}
     for r in runs.itertuples():
@@ -119,6 +138,12 @@ def marl_eval_data(
         curve = by_key.get(r.key)
         if curve is not None:
             curve = curve[curve["round"] > 0]  # round 0 is the untrained policy (see the module docstring)
+            if curve_points is not None:
+                m = len(curve)
+                if m < curve_points:
+                    raise UsageError(f"--curve-points {curve_points}: run {r.algo} {task_name} seed {r.seed} "
+                                     f"has only {m} evaluations after round 0")
+                curve = curve.iloc[np.round(np.linspace(m / curve_points - 1, m - 1, curve_points)).astype(int)]
             points = zip(curve["round"], curve["return"], curve["normalised"])
             for i, (step, ret, nrm) in enumerate(points):
                 run[f"step_{i}"] = {"step_count": int(step), **_metrics(ret, norm(r.task, ret, nrm))}
@@ -139,8 +164,9 @@ def _layout_notes(env: dict[str, Any]) -> list[str]:
                      "everywhere in an environment; select with --tasks or rerun the missing seeds")
     steps = {len(run) for algos in env.values() for runs in algos.values() for run in runs.values()}
     if len(steps) > 1:
-        notes.append("runs differ in their number of evaluations: marl-eval's sample-efficiency curves "
-                     "need equal counts (its absolute-metric aggregates do not)")
+        notes.append(f"runs differ in their number of evaluations ({', '.join(map(str, sorted(steps)))} steps "
+                     "with the final one): marl-eval needs equal counts; pass --curve-points K to keep K "
+                     "evenly spaced evaluations per run")
     return notes
 
 
@@ -150,9 +176,12 @@ def write_marl_eval(
     *,
     preset: str | None = None,
     references: str = "ours",
+    tasks: Sequence[str] | None = None,
+    curve_points: int | None = None,
 ) -> tuple[Path, MarlEvalExport]:
     """Write the marl-eval JSON to ``out`` (a ``.json`` file, or a directory to hold ``marl-eval.json``)."""
-    export = marl_eval_data(results_dir, preset=preset, references=references)
+    export = marl_eval_data(results_dir, preset=preset, references=references, tasks=tasks,
+                            curve_points=curve_points)
     out = Path(out).expanduser()
     path = out if out.suffix == ".json" else out / DEFAULT_FILE
     text = json.dumps(export.data, indent=1, sort_keys=False) + "\n"

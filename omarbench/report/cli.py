@@ -33,6 +33,8 @@ def report_command(
     fmt: Annotated[str, typer.Option("--format", help="leaderboard (default) or marl-eval (the records as "
                                                      "marl-eval's JSON, written to --out/marl-eval.json).")]
     = "leaderboard",
+    curve_points: Annotated[int | None, typer.Option("--curve-points", help="marl-eval: keep K evenly spaced "
+                                                     "evaluations per run (equal step counts).")] = None,
     best: Annotated[bool, typer.Option("--best", help="Add the best periodic evaluation next to the final "
                                                       "policy's score (a separate table).")] = False,
 ) -> None:
@@ -56,7 +58,8 @@ def report_command(
     if fmt == "marl-eval":
         from omarbench.interop.marl_eval import write_marl_eval
 
-        path, export = write_marl_eval(results_dir, out, preset=preset, references=references)
+        path, export = write_marl_eval(results_dir, out, preset=preset, references=references, tasks=task_list,
+                                       curve_points=curve_points)
         for note in export.notes:
             console.print(f"note: {note}", markup=False, highlight=False)
         console.print(f"{export.n_runs} run(s) written to {path} (marl-eval's JSON layout)", markup=False)

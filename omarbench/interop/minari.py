@@ -117,9 +117,14 @@ def export_minari(
         warnings.filterwarnings("ignore", message="`(code_permalink|author_email)` is set to None",
                                 category=UserWarning)
         spec = env_spec(data.task)
-        minari.create_dataset_from_buffers(
-            dataset_id=mid, buffer=buffers, env=spec, eval_env=spec, algorithm_name="omarbench collect",
-            author="omarbench", action_space=env.action_space, observation_space=env.observation_space,
-            description=description, data_format=DATA_FORMAT, requirements=["omarbench"], **scores,
-        )
+        try:
+            minari.create_dataset_from_buffers(
+                dataset_id=mid, buffer=buffers, env=spec, eval_env=spec,
+                algorithm_name=str(prov.get("algorithm") or "omarbench collect"),
+                author="omarbench", action_space=env.action_space, observation_space=env.observation_space,
+                description=description, data_format=DATA_FORMAT, requirements=["omarbench"], **scores,
+            )
+        except BaseException:  # nothing half-written
+            shutil.rmtree(target, ignore_errors=True)
+            raise
     return target

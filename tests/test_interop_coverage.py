@@ -6,8 +6,8 @@ from typer.testing import CliRunner
 
 from omarbench.cli import app
 from omarbench.data import DatasetWriter
+from omarbench.data.coverage import joint_saco
 from omarbench.data.synthetic import synthetic_episodes
-from omarbench.interop.coverage import joint_saco
 from omarbench.tasks.spec import parse_task_id
 
 TAG = parse_task_id("tag")

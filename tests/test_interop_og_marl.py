@@ -116,7 +116,7 @@ def test_tensorstore_reads_what_flashbax_reads(vault):
 
 @pytest.mark.slow  # writing the vault imports JAX and flashbax (tens of seconds)
 def test_imported_data_trains(vault, tmp_path):
-    from omarbench.train import train
+    from omarbench.offline.train import train
 
     vlt, _ = vault
     assert _import(vlt / "Expert", "--root", tmp_path).exit_code == 0

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 
 from omarbench.data import paper_refs, schema
+from omarbench.data.coverage import CITATION as COVERAGE_CITATION
+from omarbench.data.coverage import dataset_saco
 from omarbench.data.stats import episode_returns, normalised_score
 from omarbench.data.store import StoreInfo, open_dataset, read_into, require_loadable
-from omarbench.interop.coverage import CITATION as COVERAGE_CITATION
-from omarbench.interop.coverage import dataset_saco
 
 DEFAULT_CARD_DIR = "dataset_cards"
 
@@ -94,7 +94,7 @@ def _differences(refs: dict[str, Any], paper: dict[str, Any] | None) -> list[str
 def render_card(info: StoreInfo, agents: list[dict[str, Any]], png_name: str, notes: str | None = None,
                 coverage: dict[str, float] | None = None) -> str:
     """The card's Markdown text; ``notes`` (maintainers' explanation of differences) is included verbatim;
-    ``coverage`` (decimals → joint SACo, :mod:`omarbench.interop.coverage`) adds a coverage line."""
+    ``coverage`` (decimals → joint SACo, :mod:`omarbench.data.coverage`) adds a coverage line."""
     a = info.attrs
     task = info.task
     stats = info.returns

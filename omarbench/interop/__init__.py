@@ -3,10 +3,12 @@
 One module per peer format:
 
     marl_eval   run records as the JSON layout of InstaDeep's marl-eval (``id-marl-eval`` on PyPI)
-    best        the best periodic evaluation next to the final one (as CORL reports both)
     minari      single-agent datasets exported as Minari datasets (Farama Foundation)
+    gym_env     a single-agent task as a Gymnasium environment (what Minari recovers)
     og_marl     OG-MARL's flashbax vaults (TensorStore OCDBT + Zarr) imported into our Zarr format
-    coverage    joint state-action coverage (SACo) of a dataset, for the cards
+
+(The cards' coverage statistic is in ``omarbench.data.coverage``, the report's best-vs-final table in
+``omarbench.report.best``: they belong to those stages.)
 
 Each peer package is an optional extra; :func:`require` turns a missing one into a one-line error that
 names the extra to install.

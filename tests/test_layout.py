@@ -23,7 +23,7 @@ STAGES: dict[str, int] = {
     "data": 2, "results": 2,
     "collect": 3, "offline": 3,
     "grid": 4, "report": 4,
-    "perf": 5,
+    "perf": 5, "interop": 5,
     "cli": 6,
 }
 

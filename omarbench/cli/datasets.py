@@ -150,14 +150,22 @@ def card_cmd(
 @app.command("export")
 def export_cmd(
     dataset: DatasetArg,
-    fmt: Annotated[str, typer.Option("--format", help="omar-npy (the OMAR authors' per-agent .npy files) "
-                                                      "or npz (one file).")],
+    fmt: Annotated[str, typer.Option("--format", help="omar-npy (the OMAR authors' per-agent .npy files), "
+                                                      "npz (one file) or minari (single-agent datasets).")],
     out: Annotated[Path, typer.Option("--out", help="Output directory.")],
     root: opt.Root = None,
     force: Annotated[bool, typer.Option("--force", help="Replace existing files.")] = False,
 ) -> None:
-    """Export a dataset to NumPy files, e.g. for the authors' code."""
+    """Export a dataset to NumPy files, e.g. for the authors' code, or (one agent) to a Minari dataset."""
+    if fmt == "minari":
+        from omarbench.interop.minari import export_minari
+
+        console.print(f"wrote Minari dataset {export_minari(dataset, out, root, force=force)}", markup=False)
+        return
     from omarbench.data.export import export_dataset
 
     files = export_dataset(dataset, fmt, out, root, force=force)
     console.print(f"wrote {len(files)} files to {out}", markup=False)
+
+
+app.command("import")(__import__("omarbench.interop.cli", fromlist=["import_command"]).import_command)

@@ -8,6 +8,9 @@ from typing import Annotated
 import typer
 
 from omarbench.cli import options as opt
+from omarbench.errors import bad_choice
+
+FORMATS = ("leaderboard", "marl-eval")
 
 
 def report_command(
@@ -28,6 +31,13 @@ def report_command(
         str | None, typer.Option("--tasks", help="Tasks of the main table (default: all but spread-nN).")
     ] = None,
     root: opt.Root = None,
+    fmt: Annotated[str, typer.Option("--format", help="leaderboard (default) or marl-eval (the records as "
+                                                     "marl-eval's JSON, written to --out/marl-eval.json).")]
+    = "leaderboard",
+    curve_points: Annotated[int | None, typer.Option("--curve-points", help="marl-eval: keep K evenly spaced "
+                                                     "evaluations per run (equal step counts).")] = None,
+    best: Annotated[bool, typer.Option("--best", help="Add the best periodic evaluation next to the final "
+                                                      "policy's score (a separate table).")] = False,
 ) -> None:
     """Tables (Markdown, LaTeX, CSV), aggregates with CIs, the paper side by side, plots: from records alone."""
     from rich.console import Console
@@ -36,11 +46,23 @@ def report_command(
     from omarbench.report.build import build_report
     from omarbench.tasks.spec import parse_task_list
 
+    if fmt not in FORMATS:
+        raise bad_choice("format", fmt, FORMATS)
     task_list = parse_task_list(tasks) if tasks else None
     # the default results directory follows the preset's data root, as in ``omarbench eval``
     where = results if results is not None else results_dir(root, preset or "paper")
-    summary = build_report(where, out, references=references, scaling=scaling, preset=preset, tasks=task_list)
     console = Console()
+    if fmt == "marl-eval":
+        from omarbench.interop.marl_eval import write_marl_eval
+
+        path, export = write_marl_eval(where, out, preset=preset, references=references, tasks=task_list,
+                                       curve_points=curve_points)
+        for note in export.notes:
+            console.print(f"note: {note}", markup=False, highlight=False)
+        console.print(f"{export.n_runs} run(s) written to {path} (marl-eval's JSON layout)", markup=False)
+        return
+    summary = build_report(where, out, references=references, scaling=scaling, preset=preset, tasks=task_list,
+                           best=best)
     for note in summary.notes:
         console.print(f"note: {note}", markup=False, highlight=False)
     console.print(f"report of {summary.n_records} run record(s) (preset {summary.preset}) written to {out}: "

@@ -5,9 +5,11 @@
     w.append_episodes(obs, actions, rewards, next_obs, terminals, truncations)  # whole episodes
     digest = w.finalize()
     ds = load_dataset("tag-expert")   # per-agent torch tensors
+    eps = load_episodes("tag-expert")  # the same data as episodes (iterate, sample, recover the env)
 """
 
 from omarbench.data.catalog import DatasetEntry, list_datasets
+from omarbench.data.episodes import Episode, EpisodeDataset, load_episodes
 from omarbench.data.reader import AgentData, OfflineDataset, load_dataset
 from omarbench.data.schema import (
     LEVELS,
@@ -25,7 +27,8 @@ from omarbench.data.verify import VerifyResult, verify_dataset
 from omarbench.data.writer import DatasetWriter
 
 __all__ = [
-    "LEVELS", "SCHEMA_VERSION", "AgentData", "DatasetEntry", "DatasetWriter", "OfflineDataset", "VerifyResult",
-    "compute_digest", "dataset_id", "dataset_path", "default_root", "list_datasets", "load_dataset",
+    "LEVELS", "SCHEMA_VERSION", "AgentData", "DatasetEntry", "DatasetWriter", "Episode", "EpisodeDataset",
+    "OfflineDataset", "VerifyResult", "compute_digest", "dataset_id", "dataset_path", "default_root",
+    "list_datasets", "load_dataset", "load_episodes",
     "normalised_score", "parse_dataset_id", "preset_root", "resolve_dataset", "verify_dataset",
 ]

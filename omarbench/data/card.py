@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 
 from omarbench.data import paper_refs, schema
+from omarbench.data.coverage import CITATION as COVERAGE_CITATION
+from omarbench.data.coverage import dataset_saco
 from omarbench.data.stats import episode_returns, normalised_score
 from omarbench.data.store import StoreInfo, open_dataset, read_into, require_loadable
 from omarbench.tasks.maze2d import is_maze2d
@@ -144,8 +146,10 @@ def _published_references(info: StoreInfo) -> list[str]:
     return lines
 
 
-def render_card(info: StoreInfo, agents: list[dict[str, Any]], png_name: str, notes: str | None = None) -> str:
-    """The card's Markdown text; ``notes`` (maintainers' explanation of differences) is included verbatim."""
+def render_card(info: StoreInfo, agents: list[dict[str, Any]], png_name: str, notes: str | None = None,
+                coverage: dict[str, float] | None = None) -> str:
+    """The card's Markdown text; ``notes`` (maintainers' explanation of differences) is included verbatim;
+    ``coverage`` (decimals → joint SACo, :mod:`omarbench.data.coverage`) adds a coverage line."""
     a = info.attrs
     task = info.task
     stats = info.returns
@@ -209,6 +213,7 @@ def render_card(info: StoreInfo, agents: list[dict[str, Any]], png_name: str, no
         f"Normalised mean return, `100 (S − S_random) / (S_expert − S_random)`: **{_fmt(norm_own, 1)}** with this "
         f"dataset's stored references; **{_fmt(norm_paper, 1)}** with the paper's references"
         + ("" if paper else " (the paper has no references for this task)") + ".",
+        *([] if coverage is None else ["", _coverage_line(coverage)]),
         "",
         "## Reference returns",
         "",
@@ -272,6 +277,12 @@ def render_card(info: StoreInfo, agents: list[dict[str, Any]], png_name: str, no
     return "\n".join(lines)
 
 
+def _coverage_line(coverage: dict[str, float]) -> str:
+    values = "; ".join(f"**{v:.4f}** at {d} decimal{'s' if d != '1' else ''}" for d, v in coverage.items())
+    return (f"Coverage, joint SACo (distinct rounded (joint observation, joint action) rows / transitions; "
+            f"{COVERAGE_CITATION}): {values}.")
+
+
 NOTES_DIR = "notes"
 
 
@@ -288,6 +299,7 @@ def write_card(
     group, info = open_dataset(id_or_path, root)
     require_loadable(group, info)
     returns, agents = _read_numbers(group, info)
+    coverage = dataset_saco(group, info)
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     stem = schema.store_name(info.id)[: -len(schema.STORE_SUFFIX)]
@@ -297,7 +309,7 @@ def write_card(
     tmp_md, tmp_png = out / f".{md.name}.partial", out / f".{png.name}.partial"
     try:
         _histogram(returns, info, tmp_png)
-        tmp_md.write_text(render_card(info, agents, png.name, notes))
+        tmp_md.write_text(render_card(info, agents, png.name, notes, coverage))
         os.replace(tmp_png, png)
         os.replace(tmp_md, md)
     finally:

@@ -52,7 +52,7 @@ def export_dataset(
 ) -> list[Path]:
     """Export a complete dataset to ``out`` (a directory, created if needed); returns the files written."""
     if fmt not in FORMATS:
-        raise bad_choice("export format", fmt, FORMATS)
+        raise bad_choice("export format", fmt, (*FORMATS, "minari"))
     group, info = open_dataset(id_or_path, root)
     require_loadable(group, info)
     out_dir = Path(out).expanduser()

@@ -405,8 +405,12 @@ def build_report(
     scaling: bool = False,
     preset: str | None = None,
     tasks: Sequence[str] | None = None,
+    best: bool = False,
 ) -> ReportSummary:
-    """Read the records of ``results_dir`` and write the report files into ``out_dir``."""
+    """Read the records of ``results_dir`` and write the report files into ``out_dir``.
+
+    With ``best``, a section puts each cell's best periodic evaluation next to its final score
+    (:mod:`omarbench.report.best`); without it the files are exactly as before."""
     if references not in REFERENCES:
         raise bad_choice("references", references, REFERENCES)
     if preset is not None:
@@ -447,7 +451,7 @@ def build_report(
         raise OmarbenchError("no runs to tabulate after selection (check --tasks / --preset / --references)")
 
     cmd = "omarbench report" + (" --references paper" if references == "paper" else "") + \
-        (" --scaling" if scaling else "") + (f" --preset {preset}" if preset else "")
+        (" --scaling" if scaling else "") + (f" --preset {preset}" if preset else "") + (" --best" if best else "")
     used = main if not main.empty else runs
     versions = sorted(set(used["code_version"].dropna()))
     jobs = used.drop_duplicates(["algo", "task", "level", "code_version", "wall_time_s"])  # seeds share a job
@@ -475,6 +479,10 @@ def build_report(
                                        ).encode()
     if not main.empty:
         _curves_section(main, curves, table, references, md, files)
+        if best:
+            from omarbench.report.best import best_section
+
+            best_section(main, curves, references, md, files)
     if scale is not None:
         _scaling_section(scale, md, files)
 

@@ -102,3 +102,30 @@ def summary(returns: np.ndarray) -> dict[str, float]:
     n = len(returns)
     std = float(returns.std())
     return {"mean": float(returns.mean()), "std": std, "se": std / max(n, 1) ** 0.5, "episodes": n}
+
+
+def compare_random_policies(task_id: str, episodes: int = 4_000, seed: int = 2_000_000) -> dict[str, dict]:
+    """Reported return of uniform-random, zero and untrained-actor learners (the evidence of PROTOCOL §2)."""
+    from omarbench.behaviour.matd3 import MATD3, MATD3Config
+    from omarbench.tasks.prey import fixed_policy_for
+    from omarbench.tasks.spec import parse_task_id
+
+    task = parse_task_id(task_id)
+    learners = list(task.learner_indices)
+    untrained = MATD3(tuple(task.obs_dims[i] for i in learners), MATD3Config(), seed=0)
+    policies: dict[str, Actions] = {
+        "uniform": uniform_actions,
+        "zero": lambda env, obs, rng: np.zeros((env.num_envs, len(learners), 2)),
+        "untrained actor": lambda env, obs, rng: untrained.act([obs[i] for i in learners], 0.0),
+    }
+    fixed = fixed_policy_for(task)
+    return {name: summary(policy_returns(task, episodes, fn, seed=seed, key=0, fixed_policy=fixed))
+            for name, fn in policies.items()}
+
+
+if __name__ == "__main__":  # python -m omarbench.tasks.reference_policies spread [spread-n5 ...]
+    import sys
+
+    for tid in sys.argv[1:] or ["spread"]:
+        for name, s in compare_random_policies(tid).items():
+            print(f"{tid:10s} {name:16s} {s['mean']:9.2f} ± {s['se']:.2f} (s.e., {s['episodes']} episodes)")

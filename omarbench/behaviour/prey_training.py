@@ -4,7 +4,9 @@ The paper's prey is a pretrained policy that stays fixed while the predators lea
 is not available. omarbench makes its own, by a rule that anyone can rerun:
 
 1. **Co-train** predators and prey with MATD3 (every agent learning) for ``PREY_RUN.total_steps``
-   steps, keeping a checkpoint every 4,000 steps. Each checkpoint's prey (after step 0) is a candidate.
+   steps, keeping a checkpoint every 4,000 steps. Each distinct checkpoint's prey is a candidate,
+   the untrained one (step 0) included; a checkpoint taken before the first update (the warm-up) holds
+   the same weights as step 0 and is not scored twice.
 2. **Score** every candidate as a fixed prey over ``CANDIDATE_EPISODES`` episodes against two predator
    teams: uniform-random predators (the benchmark's random policy; the reported return is the task's
    random reference) and the scripted chase (every predator pushes straight at the prey), which tells
@@ -68,7 +70,8 @@ RANDOM_KEY, CHASE_KEY = 7, 8  # action-stream keys of the two predator teams
 TOLERANCE = 0.01  # eligible: random reference within this fraction of the paper's span of the paper's
 TOLERANCE_CATCHES = 0.1  # mpe2 flavor: random predators' catches within this fraction of the target's
 RULE = (
-    "candidates: the prey of every co-training checkpoint after step 0; scores over "
+    "candidates: the prey of every distinct co-training checkpoint (step 0, the untrained prey, included); "
+    "scores over "
     f"{CANDIDATE_EPISODES} episodes with uniform-random predators and with the scripted chase; eligible: "
     "random reference within TOLERANCE x (paper expert - paper random) of the paper's random reference "
     "(mpe2 flavor: random predators' catches per episode within TOLERANCE_CATCHES x the target's, the target "
@@ -164,13 +167,14 @@ def train_prey(task_id: str, *, seed: int = 0, root: str | os.PathLike | None = 
     run = BehaviourRun(co_task, run_dir, config, seed=seed, backend=backend)
     log(f"co-training predators and prey of {task.id} in {run_dir}")
     info = run.train(progress=lambda s, t, r: log(f"  step {s:,}/{t:,}: predator return {r:.2f}"))
-    candidates = []
+    candidates, seen = [], set()
     for c in info["checkpoints"]:
-        if c["steps"] == 0:
+        if c["digest"] in seen:  # the same weights as an earlier checkpoint (no update in between)
             continue
+        seen.add(c["digest"])
         scores = score_candidate(task, run.load_actors(c["segment"])[prey], episodes=episodes, backend=backend)
-        candidates.append({"segment": c["segment"], "steps": c["steps"], "checkpoint_digest": c["digest"],
-                           "scores": scores})
+        candidates.append({"segment": c["segment"], "steps": c["steps"], "updates": c["updates"],
+                           "checkpoint_digest": c["digest"], "scores": scores})
         log(f"  candidate {c['steps']:>7,}: random {scores['random']['mean']:7.2f} "
             f"(catches {scores['random_catches']:.2f}), chase {scores['chase']['mean']:7.2f} "
             f"(catches {scores['chase_catches']:.2f})")

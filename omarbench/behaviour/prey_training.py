@@ -231,3 +231,42 @@ def _portable(command: str) -> str:
 def read_provenance(task: Task) -> dict[str, Any] | None:
     path = prey_asset_path(task).with_suffix(".json")
     return json.loads(path.read_text()) if path.exists() else None
+
+
+class _UniformPrey:
+    """A prey acting uniformly at random (for comparison only: its stream follows the order of calls)."""
+
+    name, digest = "uniform-random-prey", None
+
+    def __init__(self, seed: int = 0):
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return self.rng.uniform(-1.0, 1.0, (np.asarray(obs).shape[0], 2))
+
+
+def compare_reference_prey(task_id: str, episodes: int = CANDIDATE_EPISODES) -> dict[str, dict[str, Any]]:
+    """The rule's scores for a still prey and a uniform-random prey (what the shipped prey is compared with)."""
+    from omarbench.tasks.prey import StillPrey
+
+    task = parse_task_id(task_id)
+    out = {}
+    for prey in (StillPrey(), _UniformPrey()):
+        scores: dict[str, Any] = {}
+        for name, actions, key in (("random", uniform_actions, RANDOM_KEY), ("chase", chase_actions, CHASE_KEY)):
+            rewards, catches = policy_rollout(task, episodes, actions, seed=CANDIDATE_SEED, key=key,
+                                              fixed_policy=prey)
+            scores[name] = summary(task.reported_return(rewards))
+            scores[f"{name}_catches"] = float(catches.mean())
+        out[prey.name] = scores
+    return out
+
+
+if __name__ == "__main__":  # python -m omarbench.behaviour.prey_training tag world
+    import sys
+
+    for tid in sys.argv[1:]:
+        for name, sc in compare_reference_prey(tid).items():
+            print(f"{tid:10s} {name:20s} random {sc['random']['mean']:7.2f} ± {sc['random']['se']:.2f} "
+                  f"(catches {sc['random_catches']:.2f}), chase {sc['chase']['mean']:7.2f} "
+                  f"(catches {sc['chase_catches']:.2f})")

@@ -1,9 +1,11 @@
 """Short, committed records of behaviour runs (settings, learning curve, reference returns).
 
-``python -m omarbench.behaviour.tuning RUN_DIR OUT_DIR`` writes ``OUT_DIR/<run name>.md`` (settings,
+``python -m omarbench.behaviour.tuning record RUN_DIR OUT_DIR [note]`` writes ``OUT_DIR/<run name>.md`` (settings,
 status, best checkpoint, the references if the collector measured them, the curve as a table) and
 ``OUT_DIR/<run name>.csv`` (steps, evaluation return, per-agent returns) from a run's ``run.json``.
 A run still training gives a record of where it stands; rerunning the command refreshes it.
+``python -m omarbench.behaviour.tuning refs TASK DATA_ROOT [CHECKPOINT ...]`` measures a run's 1,000-episode
+references as the collector will (``DATA_ROOT`` as given to ``collect --root``).
 """
 
 from __future__ import annotations
@@ -69,5 +71,48 @@ def write_record(run_dir: Path, out_dir: Path, note: str = "") -> Path:
     return path
 
 
+def references_now(task_id: str, root: Path, segments: list[int] | None = None, preset: str = "paper",
+                   seed: int = 0) -> list[str]:
+    """The 1,000-episode references of a (possibly unfinished) behaviour run, measured as the collector does.
+
+    Random: the uniform-random policy with the collector's reference stream; expert candidates: the given
+    checkpoints (default: the best so far), deterministic, on the collector's reference seeds.
+    """
+    from omarbench.behaviour.collector import (
+        RANDOM_REFERENCE_KEY,
+        REFERENCE_SEED_OFFSET,
+        Collector,
+        preset_config,
+    )
+    from omarbench.data import preset_root
+    from omarbench.tasks.reference_policies import policy_returns, summary, uniform_actions
+    from omarbench.tasks.spec import parse_task_id
+
+    task = parse_task_id(task_id)
+    cfg = preset_config(task, preset)
+    col = Collector(task, cfg, seed=seed, root=preset_root(root, preset), preset=preset, progress=False,
+                    log=lambda s: None)
+    run, n = col.run, cfg.reference_episodes
+    ckpts = run.checkpoints()
+    segments = segments or [max(ckpts, key=lambda c: c["eval_return"])["segment"]]
+    r = summary(policy_returns(task, n, uniform_actions, seed=seed + REFERENCE_SEED_OFFSET,
+                               key=RANDOM_REFERENCE_KEY, fixed_policy=col.fixed, envs=cfg.rollout_envs))
+    out = [f"{task.id} random (uniform): {r['mean']:.2f} ± {r['se']:.2f} (s.e., {n} episodes)"]
+    for seg in segments:
+        c = next(c for c in ckpts if c["segment"] == seg)
+        e = summary(run.evaluate(run.load_actors(seg), n, seed_offset=REFERENCE_SEED_OFFSET))
+        out.append(f"{task.id} checkpoint {seg} ({c['steps']:,} steps, evaluation {c['eval_return']:.1f}): "
+                   f"{e['mean']:.2f} ± {e['se']:.2f} (s.e., {n} episodes)")
+    return out
+
+
 if __name__ == "__main__":
-    print(write_record(Path(sys.argv[1]), Path(sys.argv[2]), " ".join(sys.argv[3:])))
+    # python -m omarbench.behaviour.tuning record RUN_DIR OUT_DIR [note...]
+    # python -m omarbench.behaviour.tuning refs TASK DATA_ROOT [checkpoint ...]
+    cmd, args = sys.argv[1], sys.argv[2:]
+    if cmd == "record":
+        print(write_record(Path(args[0]), Path(args[1]), " ".join(args[2:])))
+    elif cmd == "refs":
+        print("\n".join(references_now(args[0], Path(args[1]), [int(a) for a in args[2:]])))
+    else:
+        raise SystemExit(f"unknown command {cmd!r}; choose from: record, refs")

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from omarbench.behaviour.prey_training import TOLERANCE, score_candidate, select_candidate, selection_targets
+from omarbench.collect.prey_training import TOLERANCE, score_candidate, select_candidate, selection_targets
 from omarbench.tasks.prey import StillPrey, TrainedPrey, fixed_policy_for, prey_asset_path
 from omarbench.tasks.reference_policies import chase_actions, policy_rollout, uniform_actions
 from omarbench.tasks.spec import parse_task_id

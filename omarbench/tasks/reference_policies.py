@@ -5,7 +5,7 @@
   calls its random policy "randomly initialised", but its numbers are those of uniform random actions:
   on spread (paper flavor) uniform actions score 160.0 per episode against the paper's random reference
   159.8 (and the authors' random dataset's mean 159.6), while an untrained tanh actor (actions near
-  zero) scores about 176–182 (PROTOCOL §2).
+  zero) scores about 176–182 (docs/protocol.md §2).
 * **chase**: a scripted team for the predator-prey tasks: every predator pushes with a unit force
   straight at the prey's current position. It needs no training and separates easy prey from hard
   prey far more sharply than random predators do; the prey selection reports it.
@@ -105,8 +105,8 @@ def summary(returns: np.ndarray) -> dict[str, float]:
 
 
 def compare_random_policies(task_id: str, episodes: int = 4_000, seed: int = 2_000_000) -> dict[str, dict]:
-    """Reported return of uniform-random, zero and untrained-actor learners (the evidence of PROTOCOL §2)."""
-    from omarbench.behaviour.matd3 import MATD3, MATD3Config
+    """Reported return of uniform-random, zero and untrained-actor learners (docs/protocol.md §2)."""
+    from omarbench.collect.matd3 import MATD3, MATD3Config
     from omarbench.tasks.prey import fixed_policy_for
     from omarbench.tasks.spec import parse_task_id
 

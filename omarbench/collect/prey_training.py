@@ -43,13 +43,14 @@ import numpy as np
 import torch
 
 from omarbench.collect.collector import check_writable
-from omarbench.collect.matd3 import Actor, MATD3Config
+from omarbench.collect.matd3 import MATD3Config
 from omarbench.collect.run import BehaviourRun, RunConfig, torch_bytes
 from omarbench.data import default_root
 from omarbench.data.paper_refs import PAPER_REFERENCE_RETURNS
 from omarbench.data.provenance import command_line, now_utc, package_versions
 from omarbench.errors import OmarbenchError, UsageError
 from omarbench.io import atomic_write_bytes, atomic_write_json
+from omarbench.tasks.actor import Actor
 from omarbench.tasks.prey import prey_asset_path
 from omarbench.tasks.reference_policies import (
     CHASE,

@@ -21,9 +21,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from omarbench.tasks.envs import VecEnv, make_vec_env
+from omarbench.tasks.envs import make_vec_env
 from omarbench.tasks.prey import FixedPolicy
 from omarbench.tasks.spec import Task
+from omarbench.tasks.vec import VecEnv
 
 UNIFORM_RANDOM = "uniform random actions: every learner's action drawn from U(-1, 1)^2 at every step"
 CHASE = "scripted chase: every predator pushes with a unit force straight at the prey"

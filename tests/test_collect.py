@@ -41,11 +41,13 @@ def test_four_levels_sizes_and_provenance(spread_sets):
         assert sets[level].n_transitions == 1_000 and sets[level].n_episodes == 40
     info = json.loads((behaviour_dir(root, parse_task_id("spread"), 0, "paper") / "run.json").read_text())
     ckpts = {c["segment"]: c for c in info["checkpoints"]}
-    assert sets["random"].metadata["provenance"]["checkpoint"]["segment"] == 0
+    assert "checkpoint" not in sets["random"].metadata["provenance"]
+    assert sets["random"].metadata["provenance"]["policy"].startswith("uniform random")
     for level, ds in sets.items():
         prov = ds.metadata["provenance"]
         seg = info["levels"][level]
-        assert prov["checkpoint"]["digest"] == ckpts[seg]["digest"]
+        if level != "random":
+            assert prov["checkpoint"]["digest"] == ckpts[seg]["digest"]
         assert ds.reference_returns["random"]["episodes"] == CFG.reference_episodes
         assert ds.reference_returns == sets["random"].reference_returns  # one set of references per task
     medium_steps = ckpts[info["levels"]["medium"]]["steps"]
@@ -63,11 +65,23 @@ def test_medium_replay_is_a_prefix_of_the_runs_experience(spread_sets):
     np.testing.assert_array_equal(replay, seen[: len(replay)])
 
 
-def test_random_level_acts_near_zero(spread_sets):
+def test_random_level_is_uniform_random(spread_sets):
     _, sets = spread_sets
     acts = sets["random"].agents[0].actions.numpy()
-    # the untrained actor outputs ~0; what remains is the rollout noise (std 0.1)
-    assert abs(acts.mean()) < 0.05 and 0.05 < acts.std() < 0.15
+    # U(-1, 1): mean 0, std 1/sqrt(3), every value inside [-1, 1] and spread over it
+    assert abs(acts.mean()) < 0.05 and abs(acts.std() - 3 ** -0.5) < 0.03
+    assert acts.min() >= -1 and acts.max() <= 1 and acts.min() < -0.95 and acts.max() > 0.95
+
+
+def test_random_reference_is_the_uniform_policy(spread_sets):
+    from omarbench.collect.collector import RANDOM_REFERENCE_KEY, REFERENCE_SEED_OFFSET
+    from omarbench.tasks.reference_policies import policy_returns, uniform_actions
+
+    _, sets = spread_sets
+    ref = sets["random"].reference_returns["random"]
+    returns = policy_returns(parse_task_id("spread"), CFG.reference_episodes, uniform_actions,
+                             seed=REFERENCE_SEED_OFFSET, key=RANDOM_REFERENCE_KEY, envs=CFG.rollout_envs)
+    assert ref["mean"] == pytest.approx(float(returns.mean()), abs=1e-9)
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ import pytest
 
 from omarbench.errors import UsageError
 from omarbench.tasks.mpe_ref import ReferenceEnv
-from omarbench.tasks.prey import fixed_policy_for
+from omarbench.tasks.prey import StillPrey, fixed_policy_for
 from omarbench.tasks.spec import FLAVORS, Task, parse_task_id
 
 
@@ -84,15 +84,18 @@ def test_fixed_policy_slot_holds_the_shipped_prey_or_a_named_placeholder():
     from omarbench.tasks.prey import prey_asset_path
 
     assert fixed_policy_for(parse_task_id("spread")) is None
-    for tid in ("tag", "world"):
+    for tid in ("tag", "world", "tag:mpe2", "world:mpe2"):
         task = parse_task_id(tid)
         prey = fixed_policy_for(task)
+        if task.flavor == "mpe2" and not prey_asset_path(task).exists():
+            assert isinstance(prey, StillPrey)  # not shipped: the named placeholder
+            continue
         provenance = json.loads(prey_asset_path(task).with_suffix(".json").read_text())
         assert prey.digest == provenance["sha256"] and prey.name.startswith("trained-prey-")
         obs = np.random.default_rng(0).normal(size=(64, task.agents[3].obs_dim))
         acts = prey(obs)
         assert acts.shape == (64, 2) and np.all(np.abs(acts) <= 1)
         np.testing.assert_array_equal(acts, prey(obs))  # deterministic
-    still = fixed_policy_for(parse_task_id("tag:mpe2"))  # no prey is shipped for the stock flavor
+    still = StillPrey()  # the fallback of a task whose prey is not shipped
     assert "placeholder" in still.name
     np.testing.assert_array_equal(still(np.ones((5, 14))), np.zeros((5, 2)))

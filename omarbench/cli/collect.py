@@ -45,14 +45,14 @@ prey_app = typer.Typer(help="The fixed prey of tag and world: train and ship it.
 def prey_train_command(
     task: Annotated[str, typer.Argument(help="tag or world (add :mpe2 for the stock flavor).")],
     seed: Annotated[int, typer.Option("--seed", help="Seed of the co-training run.")] = 0,
-    steps: Annotated[int | None, typer.Option("--steps", help="Step budget (default: the shipped one).")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", help="Co-training steps (default: shipped).")] = None,
     root: Annotated[Path | None, typer.Option("--root", help="Where the co-training run is kept.")] = None,
     backend: opt.Backend = "numpy",
     out: Annotated[
         Path | None, typer.Option("--out", help="Weights file (default: the package's prey asset).")
     ] = None,
 ) -> None:
-    """Co-train predators and prey until the prey stops improving; freeze and write the prey."""
+    """Co-train predators and prey, score every checkpoint's prey, ship the one the selection rule picks."""
     from dataclasses import replace
 
     from rich.console import Console

@@ -3,16 +3,18 @@
 ``collect(task, level)`` trains (or reuses, or resumes) the task's MATD3 behaviour run, measures the
 reference returns, picks the checkpoints of each level and writes the datasets:
 
-* ``random``         the untrained actor (checkpoint 0; actions near zero) rolled out with the rollout noise;
+* ``random``         the uniform-random policy: every learner's action drawn from U(-1, 1)² at every step
+                     (docs/protocol.md §2: the paper's random references are those of uniform random actions);
 * ``medium``         the checkpoint whose evaluation return is closest to
                      ``random + f × (expert − random)``, f chosen per task to match the authors' medium
                      datasets (0.32 spread, 0.64 tag, 0.79 world; see docs/protocol.md §2), rolled out with noise;
 * ``medium-replay``  every transition the online run saw up to and including the medium checkpoint's segment;
 * ``expert``         the best checkpoint by evaluation return, rolled out with noise.
 
-Reference returns are the random (checkpoint 0) and expert policies evaluated deterministically over
+Reference returns are the uniform-random policy and the expert checkpoint (deterministic) evaluated over
 ``reference_episodes`` episodes; every dataset of the task stores them. Rollouts are deterministic per
-seed and resumable (each round of episodes draws its noise from a stream keyed by (seed, level, round)).
+seed and resumable (each round of episodes draws its actions or noise from a stream keyed by (seed, level,
+round); the random reference's actions from one keyed by (seed, ``RANDOM_REFERENCE_KEY``, round)).
 """
 
 from __future__ import annotations
@@ -34,12 +36,15 @@ from omarbench.io import atomic_write_json
 from omarbench.paths import check_writable
 from omarbench.tasks.envs import make_vec_env
 from omarbench.tasks.prey import fixed_policy_for
+from omarbench.tasks.reference_policies import UNIFORM_RANDOM, policy_returns, uniform_actions
 from omarbench.tasks.spec import Task, parse_task_id
 from omarbench.vocab import check_preset
 
 # Fraction of the way from random to expert of the authors' medium datasets (docs/protocol.md §2).
 MEDIUM_FRACTION = {"spread": 0.32, "tag": 0.64, "world": 0.79}
 LEVEL_CODES = {level: i for i, level in enumerate(LEVELS)}
+RANDOM_REFERENCE_KEY = 7  # stream key of the random reference's actions (the level codes are 0..3)
+REFERENCE_SEED_OFFSET = 2_000_000  # reference episodes' environment seeds: seed + this (disjoint from eval)
 
 
 @dataclass(frozen=True)
@@ -136,11 +141,14 @@ class Collector:
         ckpts = info["checkpoints"]
         best = max(ckpts, key=lambda c: c["eval_return"])["segment"]
         n = self.cfg.reference_episodes
-        refs = {}
-        for name, seg in (("random", 0), ("expert", best)):
-            returns = self.run.evaluate(self.run.load_actors(seg), n, seed_offset=2_000_000)
-            refs[name] = {"mean": float(returns.mean()), "std": float(returns.std()), "episodes": n,
-                          "checkpoint": seg}
+        random_returns = policy_returns(self.task, n, uniform_actions, seed=self.seed + REFERENCE_SEED_OFFSET,
+                                        key=RANDOM_REFERENCE_KEY, backend=self.backend, fixed_policy=self.fixed,
+                                        envs=self.cfg.rollout_envs)
+        expert_returns = self.run.evaluate(self.run.load_actors(best), n, seed_offset=REFERENCE_SEED_OFFSET)
+        refs = {"random": {"mean": float(random_returns.mean()), "std": float(random_returns.std()),
+                           "episodes": n, "policy": UNIFORM_RANDOM},
+                "expert": {"mean": float(expert_returns.mean()), "std": float(expert_returns.std()),
+                           "episodes": n, "checkpoint": best}}
         lo, hi = refs["random"]["mean"], refs["expert"]["mean"]
         target = lo + self.cfg.medium_fraction * (hi - lo)
         trained = [c for c in ckpts if c["segment"] > 0]
@@ -156,13 +164,16 @@ class Collector:
     def _metadata(self, level: str, plan: LevelPlan, rollout_seed: int | None) -> dict[str, Any]:
         seg = plan.checkpoints[level]
         ckpt = next(c for c in self.run.info()["checkpoints"] if c["segment"] == seg)
+        policy = ({"policy": UNIFORM_RANDOM} if level == "random" else
+                  {"checkpoint": {k: ckpt[k] for k in ("segment", "steps", "updates", "eval_return", "digest")}})
         prov = {
             "algorithm": "MATD3 (Ackermann et al. 2019)",
             "behaviour_run": {"seed": self.seed, "preset": self.preset, "backend": self.backend,
                               "config": self.cfg.run.to_dict(), "total_steps": self.run.info()["steps"]},
-            "checkpoint": {k: ckpt[k] for k in ("segment", "steps", "updates", "eval_return", "digest")},
+            **policy,
             "selection": {
-                "random": "checkpoint 0: the randomly initialised actor",
+                "random": "the uniform-random policy (the paper's random references are those of uniform random "
+                          "actions, docs/protocol.md §2); the behaviour run is not used",
                 "medium": f"checkpoint whose evaluation return is closest to random + {self.cfg.medium_fraction} "
                           "x (expert - random)",
                 "medium-replay": "every transition of the behaviour run up to the medium checkpoint",
@@ -170,7 +181,10 @@ class Collector:
             }[level],
             "fixed_policy": self.run.meta.get("fixed_policy"),
         }
-        if level != "medium-replay":
+        if level == "random":
+            prov["rollout"] = {"actions": "U(-1, 1)^2, stream keyed by (seed, level code, round)",
+                               "envs": self.cfg.rollout_envs, "seed": rollout_seed}
+        elif level != "medium-replay":
             prov["rollout"] = {"noise_std": self.cfg.noise, "noise": "Gaussian, clipped to [-1, 1]",
                                "envs": self.cfg.rollout_envs, "seed": rollout_seed}
         refs = {k: {kk: v[kk] for kk in ("mean", "std", "episodes")} for k, v in plan.references.items()}
@@ -200,7 +214,9 @@ class Collector:
             return path
         T, E = self.task.episode_length, self.cfg.rollout_envs
         episodes = -(-transitions // T)
-        policies = [ActorPolicy(a, "", "") for a in self.run.load_actors(plan.checkpoints[level])]
+        uniform = level == "random"
+        actors = [] if uniform else self.run.load_actors(plan.checkpoints[level])
+        policies = [ActorPolicy(a, "", "") for a in actors]
         learners = list(self.task.learner_indices)
         env = make_vec_env(self.task, E, self.backend, seed=seed, fixed_policy=self.fixed)
         with writer, self._bar(f"{dataset_id(self.task, level)}", episodes * T, writer.n_transitions) as tick:
@@ -210,8 +226,11 @@ class Collector:
                 obs = env.reset(episode=rnd)
                 frames = _Frames()
                 for _ in range(T):
-                    acts = np.stack([p(obs[i]) for p, i in zip(policies, learners)], 1)
-                    acts = np.clip(acts + rng.normal(0.0, self.cfg.noise, acts.shape), -1.0, 1.0)
+                    if uniform:
+                        acts = rng.uniform(-1.0, 1.0, (E, len(learners), 2))
+                    else:
+                        acts = np.stack([p(obs[i]) for p, i in zip(policies, learners)], 1)
+                        acts = np.clip(acts + rng.normal(0.0, self.cfg.noise, acts.shape), -1.0, 1.0)
                     step = env.step(acts)
                     frames.add(obs, step)
                     obs = step.obs

@@ -9,7 +9,7 @@ import typer
 
 from omarbench.vocab import BACKENDS, DEFAULT_SEEDS, FLAVORS, PRESETS
 
-_presets = ", ".join(f"{p} ({DEFAULT_SEEDS[p]} seeds by default)" for p in PRESETS)
+_presets = ", ".join(f"{p} {DEFAULT_SEEDS[p]}" for p in PRESETS)
 
 Root = Annotated[
     Path | None,
@@ -30,8 +30,8 @@ Flavor = Annotated[
 ]
 Seeds = Annotated[
     str | None,
-    typer.Option("--seeds", help=f"A count (5 = seeds 0-4), a list (0,1,2) or a range (0-4); default per preset: "
-                                 f"{_presets}."),
+    typer.Option("--seeds", help=f"A count (5 = seeds 0-4), a list (0,1,2) or a range (0-4); default: a count "
+                                 f"per preset ({_presets})."),
 ]
 Set = Annotated[
     list[str] | None, typer.Option("--set", help="Override a hyperparameter: --set rounds=500 (repeatable).")

@@ -28,53 +28,12 @@ import numpy as np
 
 from omarbench import __version__
 from omarbench.data import schema
-from omarbench.data.provenance import command_line, jsonable, now_utc, package_versions
+from omarbench.data.checks import USER_DEFAULTS, check_resumable, clean_user_metadata, episode_rows
+from omarbench.data.provenance import command_line, now_utc, package_versions
 from omarbench.data.stats import episode_returns, return_statistics
 from omarbench.errors import OmarbenchError, UsageError
+from omarbench.io import fsync_path, fsync_tree
 from omarbench.tasks.spec import Task
-
-# Root attributes the writer owns; user metadata may not set them.
-RESERVED_KEYS = frozenset({
-    "format", "schema_version", "omarbench_version", "id", "task", "level", "agents", "layout",
-    "complete", "committed", "n_transitions", "n_episodes", "returns", "digest", "digest_algorithm",
-    "array_digests", "created", "finalized", "resumed", "versions",
-})
-USER_DEFAULTS: dict[str, Any] = {"reference_returns": {}, "provenance": {}, "seeds": None}
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError:  # some file systems refuse fsync on directories
-        pass
-    finally:
-        os.close(fd)
-
-
-def _fsync_tree(root: Path) -> None:
-    for dirpath, _dirs, files in os.walk(root):
-        for f in files:
-            _fsync_path(Path(dirpath) / f)
-        _fsync_path(Path(dirpath))
-
-
-def _clean_user_metadata(metadata: Mapping[str, Any] | None, where: str) -> dict[str, Any]:
-    meta = dict(metadata or {})
-    bad = sorted(set(meta) & RESERVED_KEYS)
-    if bad:
-        raise UsageError(f"{where}: keys {bad} are written by omarbench itself and cannot be supplied")
-    refs = meta.get("reference_returns")
-    if refs is not None:
-        if not isinstance(refs, Mapping):
-            raise UsageError(f"{where}: reference_returns must map a level to {{'mean', 'std', 'episodes'}}")
-        for name, ref in refs.items():
-            if not isinstance(ref, Mapping) or "mean" not in ref:
-                raise UsageError(f"{where}: reference_returns[{name!r}] needs at least a 'mean'")
-    try:
-        return jsonable(meta, where)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
 
 
 class _Lock:
@@ -120,7 +79,7 @@ class DatasetWriter:
         try:
             self._group = zarr.open_group(LocalStore(path), mode="r+")
             attrs = self._group.attrs.asdict()
-            _check_writable_attrs(path, attrs)
+            check_resumable(path, attrs)
             self.task = Task.from_dict(attrs["task"])
             self.level: str = attrs["level"]
             self.id = schema.dataset_id(self.task, self.level)
@@ -164,7 +123,7 @@ class DatasetWriter:
         from zarr.storage import LocalStore
 
         schema.dataset_id(task, level)  # one-line error unless the task has this level
-        user = _clean_user_metadata(metadata, "dataset metadata")
+        user = clean_user_metadata(metadata, "dataset metadata")
         path = Path(path).expanduser()
         if path.exists():
             if not overwrite:
@@ -226,10 +185,10 @@ class DatasetWriter:
             }
             group.attrs.update(attrs)
             if durable:
-                _fsync_tree(tmp)
+                fsync_tree(tmp)
             os.rename(tmp, path)
             if durable:
-                _fsync_path(path.parent)
+                fsync_path(path.parent)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -253,7 +212,7 @@ class DatasetWriter:
             }]
         })
         if durable:
-            _fsync_path(path / "zarr.json")
+            fsync_path(path / "zarr.json")
         return writer
 
     def _recover(self, attrs: Mapping[str, Any]) -> None:
@@ -352,7 +311,7 @@ class DatasetWriter:
         last step must be terminal or truncated and no earlier step may be.
         """
         self._check_open()
-        rows, rewards32, b, t = self._validate(observations, actions, rewards, next_observations,
+        rows, rewards32, b, t = episode_rows(self.task, observations, actions, rewards, next_observations,
                                                terminals, truncations)
         if b == 0:
             return
@@ -367,59 +326,6 @@ class DatasetWriter:
         self._n_episodes += b
         if self._n_rows - self._base >= self.chunk_rows:
             self._write(partial=False)
-
-    def _validate(self, observations, actions, rewards, next_observations, terminals, truncations):
-        task = self.task
-        n = task.n_agents
-        for name, seq in (("observations", observations), ("actions", actions),
-                          ("next_observations", next_observations)):
-            if len(seq) != n:
-                raise ValueError(f"{name} must be a list of {n} arrays (one per agent), got {len(seq)}")
-        terminals = np.asarray(terminals)
-        truncations = np.asarray(truncations)
-        if terminals.ndim != 2:
-            raise ValueError(f"terminals must be shaped [B, T], got {terminals.shape}")
-        b, t = terminals.shape
-        if b and t == 0:
-            raise ValueError("episodes must have at least one step")
-        rewards = np.asarray(rewards)
-        expected = {"truncations": (truncations, (b, t)), "rewards": (rewards, (b, t, n))}
-        for i, a in enumerate(task.agents):
-            expected[f"observations[{i}] ({a.name})"] = (np.asarray(observations[i]), (b, t, a.obs_dim))
-            expected[f"next_observations[{i}] ({a.name})"] = (np.asarray(next_observations[i]), (b, t, a.obs_dim))
-            expected[f"actions[{i}] ({a.name})"] = (np.asarray(actions[i]), (b, t, a.act_dim))
-        for name, (arr, shape) in expected.items():
-            if arr.shape != shape:
-                raise ValueError(f"{name} must be shaped {shape} (B={b}, T={t}), got {arr.shape}")
-        for name, arr in (("terminals", terminals), ("truncations", truncations)):
-            if arr.dtype != np.bool_:
-                raise ValueError(f"{name} must be a bool array, got {arr.dtype}")
-        if b == 0:
-            return {}, None, 0, t
-        ends = terminals | truncations
-        if not ends[:, -1].all():
-            bad = int(np.flatnonzero(~ends[:, -1])[0])
-            raise ValueError(f"episode {bad} of this batch does not end: its last step is not terminal/truncated")
-        if ends[:, :-1].any():
-            bad = int(np.argwhere(ends[:, :-1])[0][0])
-            raise ValueError(f"episode {bad} of this batch ends before its last step; append whole episodes")
-        m = b * t
-        rows: dict[str, np.ndarray] = {}
-        rewards32 = np.ascontiguousarray(rewards, dtype="<f4").reshape(m, n)
-        for i, a in enumerate(task.agents):
-            rows[schema.agent_array_path(a.name, "observations")] = np.ascontiguousarray(
-                observations[i], dtype="<f4").reshape(m, a.obs_dim)
-            rows[schema.agent_array_path(a.name, "actions")] = np.ascontiguousarray(
-                actions[i], dtype="<f4").reshape(m, a.act_dim)
-            rows[schema.agent_array_path(a.name, "rewards")] = np.ascontiguousarray(rewards32[:, i])
-            rows[schema.agent_array_path(a.name, "next_observations")] = np.ascontiguousarray(
-                next_observations[i], dtype="<f4").reshape(m, a.obs_dim)
-        for p, arr in rows.items():
-            if not np.isfinite(arr).all():
-                raise ValueError(f"{p}: non-finite values (NaN or inf, or too large for float32)")
-        rows["terminals"] = np.ascontiguousarray(terminals).reshape(m)
-        rows["truncations"] = np.ascontiguousarray(truncations).reshape(m)
-        return rows, rewards32, b, t
 
     # -- writing ----------------------------------------------------------------------------------
 
@@ -467,9 +373,9 @@ class DatasetWriter:
                 touched.append(self.path / schema.EPISODE_STARTS / "zarr.json")
             if self.durable:
                 for f in touched:
-                    _fsync_path(f)
+                    fsync_path(f)
                 for d in {f.parent for f in touched}:
-                    _fsync_path(d)
+                    fsync_path(d)
             if not partial:
                 self._pending = {p: [data[p][span:].copy()] for p in data}
                 self._base = end
@@ -491,8 +397,8 @@ class DatasetWriter:
     def _commit(self, n_rows: int, n_eps: int) -> None:
         self._group.attrs.update({"committed": {"transitions": n_rows, "episodes": n_eps}})
         if self.durable:
-            _fsync_path(self.path / "zarr.json")
-            _fsync_path(self.path)
+            fsync_path(self.path / "zarr.json")
+            fsync_path(self.path)
         self._committed = (n_rows, n_eps)
 
     # -- finishing --------------------------------------------------------------------------------
@@ -503,7 +409,7 @@ class DatasetWriter:
         Returns the content digest (64 hex digits). The flip to ``complete: true`` is one atomic write.
         """
         self._check_open()
-        update = _clean_user_metadata(metadata_update, "finalize metadata")
+        update = clean_user_metadata(metadata_update, "finalize metadata")
         if self._n_episodes == 0:
             raise OmarbenchError(f"dataset {str(self.path)!r} has no episodes; append some before finalizing")
         self._write(partial=True)
@@ -528,7 +434,7 @@ class DatasetWriter:
             "complete": True,
         })
         if self.durable:
-            _fsync_path(self.path / "zarr.json")
+            fsync_path(self.path / "zarr.json")
         self._finalized = True
         self._lock.release(delete=True)
         return digest
@@ -550,17 +456,3 @@ class DatasetWriter:
 
 
 _PRIVATE = object()
-
-
-def _check_writable_attrs(path: Path, attrs: Mapping[str, Any]) -> None:
-    where = f"{str(path)!r}"
-    if attrs.get("format") != schema.FORMAT_NAME:
-        raise OmarbenchError(f"{where} is not an omarbench dataset (no 'format: {schema.FORMAT_NAME}')")
-    version = attrs.get("schema_version")
-    if version != schema.SCHEMA_VERSION:
-        raise OmarbenchError(
-            f"{where} has schema version {version}; this omarbench writes version {schema.SCHEMA_VERSION} "
-            "and cannot append to it: collect it again with this version"
-        )
-    if attrs.get("complete"):
-        raise OmarbenchError(f"{where} is already complete: nothing to resume")

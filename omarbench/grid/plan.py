@@ -12,7 +12,6 @@ from typing import Any
 
 from omarbench import results as rs
 from omarbench.errors import UsageError, bad_choice
-from omarbench.offline.algos import ALGO_NAMES as ALL_ALGOS
 from omarbench.vocab import (
     LEVELS,
     PAPER_ALGOS,
@@ -27,10 +26,25 @@ from omarbench.vocab import (
 SCALING_AGENTS: tuple[int, ...] = (1, 2, 3, 4, 5)
 
 
+def all_algos() -> tuple[str, ...]:
+    """Every algorithm of the registry (imported on first use: it loads torch, which the grid's own
+    processes, e.g. a dry run or a worker of a test's fake trainer, do not otherwise need)."""
+    from omarbench.offline.algos import ALGO_NAMES
+
+    return ALGO_NAMES
+
+
+def __getattr__(name: str):
+    if name == "ALL_ALGOS":
+        return all_algos()
+    raise AttributeError(name)
+
+
 def parse_algos(text: str) -> tuple[str, ...]:
     """``paper`` (the paper's four algorithms), ``all`` (every registered one) or names and aliases."""
     from omarbench.offline.algos import canonical_name
 
+    ALL_ALGOS = all_algos()
     chosen = items(text)
     if not chosen:
         raise bad_choice("algorithm", text, ALL_ALGOS + ("paper", "all"))

@@ -37,12 +37,12 @@ from omarbench import results as rs
 from omarbench.errors import OmarbenchError
 from omarbench.grid.executors import EXECUTOR_FUNCS, _callable_name, _one_line, execute_job  # noqa: F401
 from omarbench.grid.plan import (  # noqa: F401  (the grid's API, re-exported)
-    ALL_ALGOS,
     SCALING_AGENTS,
     Job,
     SweepSpec,
     _dataset_id,
     _Done,
+    all_algos,
     available_cores,
     parse_agents,
     parse_algos,
@@ -334,3 +334,9 @@ def _real_dataset_info(task: str, level: str, root: str | None) -> dict[str, Any
         "id": info.id, "digest": info.digest, "n_transitions": info.n_transitions,
         "reference_returns": info.reference_returns, "return_mean": info.returns.get("mean"), "path": str(path),
     }
+
+
+def __getattr__(name: str):
+    if name == "ALL_ALGOS":  # the registry's algorithms, loaded on first use (see plan.all_algos)
+        return all_algos()
+    raise AttributeError(name)

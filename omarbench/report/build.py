@@ -19,7 +19,6 @@ figure metadata stripped.
 from __future__ import annotations
 
 import json
-import math
 import os
 import warnings
 from collections.abc import Sequence
@@ -34,6 +33,7 @@ from omarbench.errors import OmarbenchError, UsageError, bad_choice
 from omarbench.io import atomic_write_bytes
 from omarbench.report import compare, plots, stats
 from omarbench.report.paper import PAPER_CITATION, PAPER_TASKS, normalise_with_paper
+from omarbench.report.scaling import scaling_claims, scaling_rows, scaling_section
 from omarbench.report.tables import (
     LEVEL_LABELS,
     ScoreTable,
@@ -48,7 +48,7 @@ from omarbench.report.tables import (
     score_latex,
     score_markdown,
 )
-from omarbench.vocab import LEVELS, SCALING_LEVEL, check_preset
+from omarbench.vocab import LEVELS, check_preset
 
 REFERENCES = ("ours", "paper")
 RLIABLE_CITATION = (
@@ -161,65 +161,6 @@ def aggregate_rows(table: ScoreTable) -> list[dict[str, object]]:
     return rows
 
 
-def scaling_rows(runs: pd.DataFrame, behaviour: pd.DataFrame) -> pd.DataFrame:
-    """The agent-count study from spread-nN medium-replay runs of MA-CQL and OMAR and the behaviour records.
-
-    Scores are the datasets' normalised scores (the paper gives references for n = 3 only).
-    """
-    from omarbench.tasks.spec import parse_task_id
-
-    out = []
-    sel = runs[(runs["level"] == SCALING_LEVEL) & (runs["status"] == "ok")]
-    tasks = {}
-    for task in sorted(set(sel["task"]) | set(behaviour["task"] if not behaviour.empty else [])):
-        try:
-            t = parse_task_id(task)
-        except OmarbenchError:
-            continue
-        if t.name == "spread" and t.flavor == "paper":
-            tasks[t.n_agents] = task
-    for n in sorted(tasks):
-        task = tasks[n]
-        cql_runs = sel[(sel["task"] == task) & (sel["algo"] == "MA-CQL")]
-        omar_runs = sel[(sel["task"] == task) & (sel["algo"] == "OMAR")]
-        cql, omar = _finite(cql_runs["normalised"]), _finite(omar_runs["normalised"])
-        cql_ret, omar_ret = _finite(cql_runs["final_return"]), _finite(omar_runs["final_return"])
-        beh = behaviour[(behaviour["task"] == task) & (behaviour["level"] == SCALING_LEVEL)] \
-            if not behaviour.empty else behaviour
-        digests = sel[sel["task"] == task]["dataset_digest"].dropna()
-        if len(beh) > 1 and len(digests):
-            same = beh[beh["dataset_digest"] == digests.mode().iloc[0]]
-            beh = same if len(same) else beh
-        b = float(beh["normalised"].astype(float).iloc[-1]) if len(beh) else math.nan
-        b_ret = float(beh["return_mean"].astype(float).iloc[-1]) if len(beh) else math.nan
-        # improvements on episode returns: references exist for n = 3 only, and where our behaviour run
-        # barely beat random a normalised score divides by a tiny range
-        cvb = stats.NAN_ESTIMATE
-        if math.isfinite(b_ret) and len(cql_ret):
-            cvb = stats.improvement_pct(cql_ret, b_ret)
-        ovc = stats.improvement_pct(omar_ret, cql_ret) if len(cql_ret) and len(omar_ret) else stats.NAN_ESTIMATE
-        out.append({
-            "n": n, "task": task, "behaviour": b,
-            "behaviour_return": b_ret,
-            "cql_mean": float(cql.mean()) if len(cql) else math.nan, "cql_n": len(cql),
-            "omar_mean": float(omar.mean()) if len(omar) else math.nan, "omar_n": len(omar),
-            "cql_vs_behaviour": cvb.value, "cql_vs_behaviour_lo": cvb.lo, "cql_vs_behaviour_hi": cvb.hi,
-            "omar_vs_cql": ovc.value, "omar_vs_cql_lo": ovc.lo, "omar_vs_cql_hi": ovc.hi,
-            "cql_return": float(cql_ret.mean()) if len(cql_ret) else math.nan,
-            "omar_return": float(omar_ret.mean()) if len(omar_ret) else math.nan,
-        })
-    return pd.DataFrame(out, columns=[
-        "n", "task", "behaviour", "behaviour_return", "cql_mean", "cql_n", "omar_mean", "omar_n",
-        "cql_vs_behaviour", "cql_vs_behaviour_lo", "cql_vs_behaviour_hi", "omar_vs_cql", "omar_vs_cql_lo",
-        "omar_vs_cql_hi", "cql_return", "omar_return",
-    ])
-
-
-def _finite(values: pd.Series) -> np.ndarray:
-    arr = values.astype(float).to_numpy()
-    return arr[np.isfinite(arr)]
-
-
 def _duration(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.0f} s"
@@ -230,18 +171,6 @@ def _duration(seconds: float) -> str:
 
 def numbered(notes: Sequence[str]) -> str:
     return "".join(f"{i + 1}. {n}\n" for i, n in enumerate(notes))
-
-
-def _pct(v: float, lo: float, hi: float) -> str:
-    if not math.isfinite(v):
-        return "—"
-    if math.isfinite(lo) and math.isfinite(hi):
-        return f"{v:+.1f}% [{lo:+.1f}, {hi:+.1f}]"
-    return f"{v:+.1f}%"
-
-
-def _num(v: float, digits: int = 1) -> str:
-    return f"{v:.{digits}f}" if math.isfinite(v) else "—"
 
 
 def _main_sections(main: pd.DataFrame, table: ScoreTable, references: str, md: list[str],
@@ -353,47 +282,6 @@ def _config_values(runs: pd.DataFrame, key: str) -> str:
     return "/".join(str(v) for v in sorted(values)) if values else "an unrecorded number of"
 
 
-def _scaling_claims(scale: pd.DataFrame) -> list[compare.Claim]:
-    ests_o = [stats.Estimate(r.omar_vs_cql, r.omar_vs_cql_lo, r.omar_vs_cql_hi) for r in scale.itertuples()]
-    ests_c = [stats.Estimate(r.cql_vs_behaviour, r.cql_vs_behaviour_lo, r.cql_vs_behaviour_hi)
-              for r in scale.itertuples()]
-    return compare.scaling_claims(list(scale["n"]), ests_o, ests_c)
-
-
-def _scaling_section(scale: pd.DataFrame, md: list[str], files: dict[str, bytes]) -> None:
-    md += ["## Agent-count study"]
-    if scale.empty:
-        md.append("No spread-nN medium-replay runs or behaviour records in these results: run "
-                  "`omarbench eval --scaling` first.")
-    else:
-        header = ["Agents", "Task", "Behaviour", "MA-CQL", "OMAR", "Returns: behaviour / MA-CQL / OMAR",
-                  "MA-CQL over behaviour", "OMAR over MA-CQL"]
-        srows = [[str(r.n), r.task, _num(r.behaviour), f"{_num(r.cql_mean)} ({r.cql_n})",
-                  f"{_num(r.omar_mean)} ({r.omar_n})",
-                  f"{_num(r.behaviour_return)} / {_num(r.cql_return)} / {_num(r.omar_return)}",
-                  _pct(r.cql_vs_behaviour, r.cql_vs_behaviour_lo, r.cql_vs_behaviour_hi),
-                  _pct(r.omar_vs_cql, r.omar_vs_cql_lo, r.omar_vs_cql_hi)] for r in scale.itertuples()]
-        md.append(markdown_table(header, srows))
-        md.append(
-            "spread with n agents and n landmarks, medium-replay data; scores normalised with each dataset's "
-            "own references (the paper gives references for n = 3 only), mean episode returns alongside. "
-            "Behaviour: the behaviour policy's score, taken as the dataset's mean episode return, not a "
-            "fresh evaluation. Improvement % = 100 × (new − base) / base on mean episode returns (positive "
-            "on spread; normalised scores would divide by our own random-to-expert range, which is "
-            "tiny where a behaviour run barely beat random); 95% CIs from a bootstrap "
-            f"over seeds ({stats.BOOTSTRAP_REPS} resamples, seed {stats.BOOTSTRAP_SEED}); undefined (—) "
-            "when the base score is not positive.")
-        md.append("![agent-count study](scaling.png)")
-        fig = plots.scaling_figure(scale)
-        for fmt, data in plots.figure_bytes(fig).items():
-            files[f"scaling.{fmt}"] = data
-        plots.close(fig)
-    files["scaling.csv"] = csv_text(
-        list(scale.columns),
-        [[fnum(v) if isinstance(v, float) else v for v in row] for row in scale.itertuples(index=False)],
-    ).encode()
-
-
 # ---------------------------------------------------------------------------------------------- build
 
 
@@ -468,7 +356,7 @@ def build_report(
         table = build_score_table(main[["algo", "task", "level", "seed", "status", "score"]])
         claims += _main_sections(main, table, references, md, files)
     if scale is not None:
-        claims += _scaling_claims(scale)
+        claims += scaling_claims(scale)
     if claims:
         md += ["## The paper's claims, checked",
                markdown_table(["Claim", "On the paper's numbers", "On ours"],
@@ -484,7 +372,7 @@ def build_report(
 
             best_section(main, curves, references, md, files)
     if scale is not None:
-        _scaling_section(scale, md, files)
+        scaling_section(scale, md, files)
 
     prov = used.drop_duplicates(["dataset_id", "dataset_digest"])[["dataset_id", "dataset_digest"]]
     prov = prov.sort_values(["dataset_id", "dataset_digest"], na_position="last")

@@ -17,6 +17,7 @@ import torch
 
 from omarbench.algos.core import Algorithm
 from omarbench.algos.cql import CQLConfig, cql_penalty
+from omarbench.nn import Q1Search
 
 
 @dataclass
@@ -40,9 +41,10 @@ def rectified_actions(L, obs: torch.Tensor, pi: torch.Tensor, q_pi: torch.Tensor
     S = cfg.omar_samples
     mu = torch.full((M, B, 1, da), cfg.omar_mu0, device=pi.device)
     sigma = torch.full((M, B, 1, da), cfg.omar_sigma0, device=pi.device)
+    search = Q1Search(L.critic, obs, cfg.sample_precision)  # the observation part once for all iterations
     for _ in range(cfg.omar_iters):
         samples = torch.addcmul(mu, sigma, L.normal(B, S, da)).clamp_(-1.0, 1.0)  # [M, B, S, da]
-        q = L.critic(obs, samples, heads=1, detached=True)[:, 0]  # [M, B, S]
+        q = search(samples)  # [M, B, S]
         w = torch.softmax(q, dim=2).unsqueeze(3)
         mu = (w * samples).sum(2, keepdim=True)
         sigma = (samples - mu).square_().mean(2, keepdim=True).sqrt_().clamp_(min=cfg.omar_sigma_min)
@@ -58,7 +60,7 @@ class OMAR(Algorithm):
     config_cls = OMARConfig
 
     def critic_penalty(self, L, b, q):
-        return cql_penalty(L, b, q, self.cfg.alpha, self.cfg.cql_actions)
+        return cql_penalty(L, b, q, self.cfg.alpha, self.cfg.cql_actions, self.cfg.sample_precision)
 
     def actor_loss(self, L, b, pi):
         tau = self.cfg.tau

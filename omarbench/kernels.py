@@ -90,7 +90,7 @@ def onednn_exact() -> bool:
     return onednn_probe_error() < PROBE_RTOL
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def resolve_kernel(choice: str | None = None) -> str:
     """``auto``/``mkl``/``onednn`` (default: ``$OMARBENCH_MATMUL`` or ``auto``) → ``mkl`` or ``onednn``."""
     if choice is None:

@@ -384,17 +384,16 @@ class BatchedTwinCritic:
 
 
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
-def compute_dtype(precision: str) -> torch.dtype:
-    """``"fp32"``/``"bf16"`` → the dtype the sampled-action and search passes multiply in."""
-    try:
-        return _DTYPES[precision]
-    except KeyError:
+def compute_dtype(precision: str, dtype: torch.dtype) -> torch.dtype:
+    """The dtype the sampled-action and search passes multiply in: the networks' own ``dtype`` for
+    ``"fp32"`` (float32 in training; float64 in the tests' references), bfloat16 for ``"bf16"``."""
+    if precision not in PRECISIONS:
         from omarbench.errors import bad_choice
 
-        raise bad_choice("sample precision", precision, PRECISIONS) from None
+        raise bad_choice("sample precision", precision, PRECISIONS)
+    return torch.bfloat16 if precision == "bf16" else dtype
 
 
 def _folded_first_layer(p: dict[str, torch.Tensor], do: int, heads: int):
@@ -445,8 +444,8 @@ def sampled_logsumexp(critic: BatchedTwinCritic, obs: torch.Tensor, act: torch.T
     if update_stats and critic.stats is not None:
         critic.stats.update(slice(0, do), mo, vo, B * K)
         critic.stats.update(slice(do, None), ma, va, B * K)
-    return _SampledLSE.apply(xo, xa, float(shift), compute_dtype(precision), p["bn_w"], p["bn_b"], p["w1"],
-                             p["b1"], p["w2"], p["b2"], p["w3"], p["b3"])
+    return _SampledLSE.apply(xo, xa, float(shift), compute_dtype(precision, xa.dtype), p["bn_w"], p["bn_b"],
+                             p["w1"], p["b1"], p["w2"], p["b2"], p["w3"], p["b3"])
 
 
 def _relu_grad(grad: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -472,7 +471,7 @@ class _SampledLSE(torch.autograd.Function):
         W2, B2 = w2.reshape(MH, h, h).to(cdt), b2.reshape(MH, 1, h).to(cdt)
         W3, B3 = w3.reshape(MH, 1, h).to(cdt), b3.reshape(MH, 1, 1).to(cdt)
         Wa_t, W2t, W3t = w_a.mT.to(cdt), W2.mT, W3.mT
-        f32 = {"device": xa.device, "dtype": torch.float32}
+        f32 = {"device": xa.device, "dtype": xa.dtype}  # accumulators in the networks' dtype
         g_w2, g_b2 = torch.zeros(MH, h, h, **f32), torch.zeros(MH, 1, h, **f32)
         g_w3, g_b3 = torch.zeros(MH, 1, h, **f32), torch.zeros(MH, 1, 1, **f32)
         g_wa_t = torch.zeros(MH, da, h, **f32)  # d/d(w_a)ᵀ, the action columns of the folded weight
@@ -486,7 +485,7 @@ class _SampledLSE(torch.autograd.Function):
             pre = torch.bmm(xa_c, Wa_t)
             h1 = pre.view(MH, n, K, h).add_(u[:, i:j].unsqueeze(2)).relu_().view(MH, R, h)
             h2 = torch.baddbmm(B2, h1, W2t).relu_()
-            q = torch.baddbmm(B3, h2, W3t).view(MH, n, K).float()
+            q = torch.baddbmm(B3, h2, W3t).view(MH, n, K).to(xa.dtype)
             z = q - shift
             total += torch.logsumexp(z, dim=2).sum(1)
             dq = torch.softmax(z, dim=2).view(MH, R, 1)  # d(Σ_states lse) / dq, scaled by 1/B below
@@ -494,10 +493,10 @@ class _SampledLSE(torch.autograd.Function):
             g_b3 += dq.sum(1, keepdim=True)
             dh2 = _relu_grad(dq.to(cdt) * W3, h2)
             g_w2 += torch.bmm(h1.mT, dh2).mT
-            g_b2 += dh2.sum(1, keepdim=True, dtype=torch.float32)
+            g_b2 += dh2.sum(1, keepdim=True, dtype=xa.dtype)
             dh1 = _relu_grad(torch.bmm(dh2, W2), h1)
             g_wa_t += torch.bmm(xa_c.mT, dh1)
-            s[:, i:j] = dh1.view(MH, n, K, h).sum(2, dtype=torch.float32)
+            s[:, i:j] = dh1.view(MH, n, K, h).sum(2, dtype=xa.dtype)
         # gradients of the folded first layer → of W1, b1 and the BatchNorm affine
         g_wo = torch.bmm(s.mT, xo_h)  # [MH, h, do]
         gc = s.sum(1)  # [MH, h]: d/dc, c = W1 sb + b1
@@ -537,7 +536,7 @@ class Q1Search:
     def __init__(self, critic: BatchedTwinCritic, obs: torch.Tensor, precision: str = "fp32",
                  update_stats: bool = True):
         self.critic, self.update_stats = critic, update_stats
-        self.cdt = compute_dtype(precision)
+        self.cdt = compute_dtype(precision, obs.dtype)
         p = critic.params.c
         do = critic.obs_dim
         self.B = obs.shape[1]
@@ -555,17 +554,17 @@ class Q1Search:
 
     @torch.no_grad()
     def __call__(self, act: torch.Tensor) -> torch.Tensor:
-        """``act [M, B, S, da]`` → ``Q1 [M, B, S]`` (float32)."""
+        """``act [M, B, S, da]`` → ``Q1 [M, B, S]`` (in ``act``'s dtype)."""
         critic, do = self.critic, self.critic.obs_dim
         M, B, S, da = act.shape
-        unit = torch.ones(M, da, device=act.device)
+        unit = torch.ones(M, da, device=act.device, dtype=act.dtype)
         xa, ma, va = _bn_train(act, unit, torch.zeros_like(unit), dims=(1, 2))
         if self.update_stats and critic.stats is not None:
             critic.stats.update(slice(0, do), self.mo, self.vo, B * S)
             critic.stats.update(slice(do, None), ma, va, B * S)
         xa = xa.to(self.cdt)
         h = self.u.shape[2]
-        q = torch.empty(M, B, S, device=act.device)
+        q = torch.empty(M, B, S, device=act.device, dtype=act.dtype)
         per = max(1, CHUNK_ROWS // S)
         for i in range(0, B, per):
             j = min(B, i + per)

@@ -104,7 +104,8 @@ def key_of(record: Mapping[str, Any]) -> str:
 # dataset reader. Everything else (sweep, report, CLI, collection: a dataset is identified by its digest)
 # can change without invalidating finished runs, so a long study survives commits of its own records.
 RESULT_SOURCES: tuple[str, ...] = (
-    "algos", "nn.py", "train.py", "presets.py", "tasks", "assets/prey", "data/reader.py", "data/schema.py",
+    "algos", "nn.py", "kernels.py", "train.py", "presets.py", "tasks", "assets/prey", "data/reader.py",
+    "data/schema.py",
 )
 # The files under ``algos/`` that only one algorithm's runs depend on (its own module and the modules
 # it imports). A run's code version covers the shared sources and its algorithm's files, not the other

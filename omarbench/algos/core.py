@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from omarbench.errors import OmarbenchError, UsageError
+from omarbench.kernels import matmul_kernel, resolve_kernel
 from omarbench.nn import (
     INIT,
     MINIBATCH,
@@ -354,14 +355,19 @@ class Learners:
     ``seeds_per_chunk`` splits the seeds into chunks that get their own batched networks (a performance
     knob only: members are independent, so results are the same for any chunking). ``None``: all seeds
     in one chunk.
+
+    Every update and every action runs on the float32 matmul kernel chosen once per process
+    (``self.matmul_kernel``, :mod:`omarbench.kernels`), set around the call and restored after it.
     """
 
     def __init__(self, algo: Algorithm, seeds: Sequence[int], dataset, device="cpu",
                  seeds_per_chunk: int | None = None):
         self.algo, self.seeds, self.device = algo, list(seeds), torch.device(device)
         self.learner_indices = [int(i) for i in dataset.learner_indices]
+        self.matmul_kernel = "mkl"
         if self.device.type == "cpu":
             keep_freed_memory()
+            self.matmul_kernel = resolve_kernel()
         step = len(self.seeds) if not seeds_per_chunk else max(1, int(seeds_per_chunk))
         chunks = [list(range(i, min(i + step, len(self.seeds)))) for i in range(0, len(self.seeds), step)]
         self.groups: list[tuple[GroupLearner, list[int]]] = []  # (learner, positions of its seeds)
@@ -379,7 +385,8 @@ class Learners:
         out = torch.empty(len(self.seeds), len(self.learner_indices), 2, device=self.device)
         col = {a: k for k, a in enumerate(self.learner_indices)}
         for g, pos in self.groups:
-            losses = g.update().view(len(pos), len(g.agents), 2)
+            with matmul_kernel(self.matmul_kernel):
+                losses = g.update().view(len(pos), len(g.agents), 2)
             idx = torch.tensor(pos, device=self.device)
             for j, a in enumerate(g.agents):
                 out[idx, col[a]] = losses[:, j]
@@ -394,7 +401,8 @@ class Learners:
         for g, pos in self.groups:
             idx = torch.tensor(pos, device=self.device)
             x = torch.stack([obs[col[a]][idx] for a in g.agents], 1).view(g.M, E, g.obs_dim)  # seed-major
-            a = g.act(x).view(len(pos), len(g.agents), E, g.act_dim)
+            with matmul_kernel(self.matmul_kernel):
+                a = g.act(x).view(len(pos), len(g.agents), E, g.act_dim)
             if out is None:
                 out = torch.zeros(S, E, len(self.learner_indices), g.act_dim, device=self.device)
             for j, agent in enumerate(g.agents):

@@ -26,7 +26,8 @@ class CQLConfig(TD3Config):
     alpha: float = 1.0  # penalty weight (the authors' default; presets set it per dataset)
     cql_actions: int = 10  # uniform actions per state
     # multiply the sampled-action pass (and OMAR's search) in "fp32" or "bf16"; both feed only a
-    # logsumexp / an argmax, and every gradient still accumulates in float32
+    # logsumexp / an argmax, and every gradient still accumulates in float32. bf16 pays only on CPUs
+    # with bfloat16 instructions (avx512_bf16, AMX); without them it is slower (README, Performance)
     sample_precision: str = "fp32"
 
     def validate(self) -> None:

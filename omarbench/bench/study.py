@@ -5,7 +5,7 @@ spread, tag, world × four levels, 5 seeds batched per run, the preset's update 
 plus the agent-count study (MA-CQL and OMAR on spread-nN medium-replay, N = 1, 2, 4, 5; N = 3 is the
 grid's cell), plus the behaviour training that builds the 16 datasets.
 
-Measured here, in one run, on one thread:
+Measured here, in one run, on one thread, as CPU time of the process (see ``_clock``):
 
 * the update-round time of each algorithm on each task's learner sizes (5 seeds, batch 1,024), rounds
   of the algorithms interleaved so that load from other processes hits them alike (median);
@@ -22,6 +22,7 @@ separate per-seed runs (what the authors' scripts run), measured interleaved.
 
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
 import time
@@ -32,6 +33,7 @@ import torch
 
 from omarbench.algos import get_algorithm
 from omarbench.algos.core import Learners
+from omarbench.kernels import resolve_kernel
 from omarbench.presets import PAPER_ROUNDS, make_config
 from omarbench.tasks.spec import parse_task_id
 
@@ -42,6 +44,10 @@ SCALING_AGENTS = (1, 2, 4, 5)
 SCALING_LEVEL = "medium-replay"
 SEEDS = 5
 ROWS = 50_000
+# CPU seconds of this (one-threaded) process: on a shared machine, other processes' load stretches wall
+# time by however much of the core they take, but CPU time only by what they do to caches and memory
+# bandwidth, so the projection stays close to what the study costs on idle cores
+_clock = time.process_time
 
 
 class _Agents:
@@ -77,9 +83,9 @@ def round_times(task_id: str, algos, reps: int) -> dict[str, float]:
     times: dict[str, list[float]] = {k: [] for k in runs}
     for _ in range(reps):
         for name, learners in runs.items():
-            t = time.perf_counter()
+            t = _clock()
             learners.update()
-            times[name].append(time.perf_counter() - t)
+            times[name].append(_clock() - t)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -94,9 +100,9 @@ def eval_times(task_id: str, episodes: tuple[int, int] = (10, 100)) -> tuple[flo
     for n in episodes:
         ev = Evaluator(task, list(range(SEEDS)), n, "numpy", torch.device("cpu"))
         ev.run(learners.act)  # warm-up
-        t = time.perf_counter()
+        t = _clock()
         ev.run(learners.act)
-        out.append(time.perf_counter() - t)
+        out.append(_clock() - t)
     return out[0], out[1]
 
 
@@ -111,9 +117,9 @@ def behaviour_rate(task_id: str, window: int) -> tuple[float, int]:
         cfg = replace(full, run=replace(full.run, total_steps=full.run.warmup_steps + steps))
         with tempfile.TemporaryDirectory() as tmp:
             col = Collector(task, cfg, root=Path(tmp), progress=False, log=lambda s: None)
-            t = time.perf_counter()
+            t = _clock()
             col.train()
-            spent.append(time.perf_counter() - t)
+            spent.append(_clock() - t)
     return window / max(spent[1] - spent[0], 1e-9), full.run.total_steps
 
 
@@ -135,16 +141,16 @@ def authors_ratios(reps: int) -> dict[str, tuple[float, float]]:
         per_seed[0].round()
         r15, r5 = [], []
         for _ in range(reps):
-            t = time.perf_counter()
+            t = _clock()
             ours.update()
-            t_ours = time.perf_counter() - t
-            t = time.perf_counter()
+            t_ours = _clock() - t
+            t = _clock()
             all15.round()
-            t_15 = time.perf_counter() - t
-            t = time.perf_counter()
+            t_15 = _clock() - t
+            t = _clock()
             for run in per_seed:  # one round of each separate run
                 run.round()
-            t_5 = time.perf_counter() - t
+            t_5 = _clock() - t
             r15.append(t_15 / t_ours)
             r5.append(t_5 / t_ours)
         out[name] = (statistics.median(r15), statistics.median(r5))
@@ -159,8 +165,17 @@ def study_runs() -> list[tuple[str, str, str, int]]:
     return runs
 
 
+def _load() -> float:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return float("nan")
+
+
 def run(quick: bool = False) -> None:
     reps = 2 if quick else 5
+    load_before = _load()
+    kernel = resolve_kernel()
     cfg = make_config("OMAR", "spread", "medium", "paper")
     runs = study_runs()
     tasks = list(dict.fromkeys(t for _, t, _, _ in runs))
@@ -193,7 +208,8 @@ def run(quick: bool = False) -> None:
           f"agent-count study {train_s['agent-count'] / 60:.0f}, behaviour training {behaviour_s / 60:.0f}; "
           "training by algorithm: " + ", ".join(f"{a} {s / 60:.0f}" for a, s in by_algo.items()))
     print(f"projected wall time of the whole paper study on 2 cores: {total / 2 / 60:.0f} min "
-          f"({total / 60:.0f} core-minutes / 2, perfect packing)")
+          f"({total / 60:.0f} core-minutes / 2, perfect packing; matmul kernel {kernel}; "
+          f"load average {load_before:.1f} at the start, {_load():.1f} now)")
     print("zoo vs the authors' per-agent structure (spread sizes, 5 seeds x 3 agents):")
     for a, (r15, r5) in authors_ratios(reps).items():
         print(f"  {a:10s} {r15:5.1f}x vs 15 learners in one process, {r5:5.1f}x vs five per-seed runs", flush=True)

@@ -10,8 +10,8 @@ Measured here, in one run, on one thread, as CPU time of the process (see ``_clo
 * the update-round time of each algorithm on each task's learner sizes (5 seeds, batch 1,024), rounds
   of the algorithms interleaved so that load from other processes hits them alike (median);
 * one periodic evaluation (5 seeds × 10 episodes) and one final evaluation (5 × 100) per task;
-* behaviour training's env-steps/s per task, from the difference of two training windows (so setup
-  and the warm-up steps before learning cancel out).
+* behaviour training's env-steps/s per task, from the difference of two training runs of one and of
+  two or three checkpoint segments (so setup, warm-up steps and the final evaluation cancel out).
 
 The projection multiplies each by the study's counts and divides the core-time by two (two single-
 threaded jobs at once, perfect packing: a lower bound on the real wall time). Dataset rollouts
@@ -106,15 +106,19 @@ def eval_times(task_id: str, episodes: tuple[int, int] = (10, 100)) -> tuple[flo
     return out[0], out[1]
 
 
-def behaviour_rate(task_id: str, window: int) -> tuple[float, int]:
-    """Behaviour training env-steps/s (``paper`` preset settings) and the preset's step budget."""
+def behaviour_rate(task_id: str, segments: int) -> tuple[float, int]:
+    """Behaviour training env-steps/s (``paper`` preset settings) and the preset's step budget: the
+    difference of a one-checkpoint-segment run and a ``1 + segments``-segment run (both start the same:
+    setup, warm-up steps, final evaluation), so the rate covers learning steps and checkpoints only."""
     from omarbench.behaviour.collector import Collector, preset_config
 
     task = parse_task_id(task_id)
     full = preset_config(task, "paper")
+    seg = full.run.segment_steps
+    window = segments * seg
     spent = []
-    for steps in (window, 2 * window):
-        cfg = replace(full, run=replace(full.run, total_steps=full.run.warmup_steps + steps))
+    for steps in (seg, seg + window):
+        cfg = replace(full, run=replace(full.run, total_steps=steps))
         with tempfile.TemporaryDirectory() as tmp:
             col = Collector(task, cfg, root=Path(tmp), progress=False, log=lambda s: None)
             t = _clock()
@@ -196,10 +200,9 @@ def run(quick: bool = False) -> None:
         s = rounds * per_round[(a, t)] + n_evals * evals[t][0] + evals[t][1]
         train_s["grid" if t in GRID_TASKS else "agent-count"] += s
         by_algo[a] = by_algo.get(a, 0.0) + s
-    window = 4_000 if quick else 15_000
     behaviour_s = 0.0
     for t in GRID_TASKS + tuple(f"spread-n{n}" for n in SCALING_AGENTS):
-        rate, budget = behaviour_rate(t, window)
+        rate, budget = behaviour_rate(t, 1 if quick else 2)
         behaviour_s += budget / rate
         print(f"  behaviour {t:10s} {rate:7,.0f} env-steps/s -> {budget:,} steps {budget / rate / 60:5.1f} min",
               flush=True)

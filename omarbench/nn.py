@@ -489,13 +489,14 @@ class _SampledLSE(torch.autograd.Function):
             z = q - shift
             total += torch.logsumexp(z, dim=2).sum(1)
             dq = torch.softmax(z, dim=2).view(MH, R, 1)  # d(Σ_states lse) / dq, scaled by 1/B below
-            g_w3 += torch.bmm(h2.mT, dq.to(cdt)).mT
+            dq_c = dq.to(cdt)
+            g_w3 += torch.bmm(dq_c.mT, h2)
             g_b3 += dq.sum(1, keepdim=True)
-            dh2 = _relu_grad(dq.to(cdt) * W3, h2)
+            dh2 = _relu_grad(dq_c * W3, h2)
             g_w2 += torch.bmm(h1.mT, dh2).mT
             g_b2 += dh2.sum(1, keepdim=True, dtype=xa.dtype)
             dh1 = _relu_grad(torch.bmm(dh2, W2), h1)
-            g_wa_t += torch.bmm(xa_c.mT, dh1)
+            g_wa_t += torch.bmm(xa_c.mT, dh1)  # the narrow operand first: ~2x faster here than dh1ᵀ·xa
             s[:, i:j] = dh1.view(MH, n, K, h).sum(2, dtype=xa.dtype)
         # gradients of the folded first layer → of W1, b1 and the BatchNorm affine
         g_wo = torch.bmm(s.mT, xo_h)  # [MH, h, do]

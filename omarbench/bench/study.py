@@ -200,19 +200,22 @@ def run(quick: bool = False) -> None:
         s = rounds * per_round[(a, t)] + n_evals * evals[t][0] + evals[t][1]
         train_s["grid" if t in GRID_TASKS else "agent-count"] += s
         by_algo[a] = by_algo.get(a, 0.0) + s
+    training = sum(train_s.values())
+    print(f"training: {len(runs)} runs of {SEEDS} seeds, core-minutes: grid {train_s['grid'] / 60:.0f}, "
+          f"agent-count study {train_s['agent-count'] / 60:.0f}; by algorithm: "
+          + ", ".join(f"{a} {s / 60:.0f}" for a, s in by_algo.items())
+          + f" -> {training / 2 / 60:.0f} min on 2 cores", flush=True)
+    print("zoo vs the authors' per-agent structure (spread sizes, 5 seeds x 3 agents):")
+    for a, (r15, r5) in authors_ratios(reps).items():
+        print(f"  {a:10s} {r15:5.1f}x vs 15 learners in one process, {r5:5.1f}x vs five per-seed runs", flush=True)
     behaviour_s = 0.0
     for t in GRID_TASKS + tuple(f"spread-n{n}" for n in SCALING_AGENTS):
         rate, budget = behaviour_rate(t, 1 if quick else 2)
         behaviour_s += budget / rate
         print(f"  behaviour {t:10s} {rate:7,.0f} env-steps/s -> {budget:,} steps {budget / rate / 60:5.1f} min",
               flush=True)
-    total = sum(train_s.values()) + behaviour_s
-    print(f"study: {len(runs)} training runs of {SEEDS} seeds; core-minutes: grid {train_s['grid'] / 60:.0f}, "
-          f"agent-count study {train_s['agent-count'] / 60:.0f}, behaviour training {behaviour_s / 60:.0f}; "
-          "training by algorithm: " + ", ".join(f"{a} {s / 60:.0f}" for a, s in by_algo.items()))
+    total = training + behaviour_s
+    print(f"behaviour training: {behaviour_s / 60:.0f} core-minutes")
     print(f"projected wall time of the whole paper study on 2 cores: {total / 2 / 60:.0f} min "
           f"({total / 60:.0f} core-minutes / 2, perfect packing; matmul kernel {kernel}; "
           f"load average {load_before:.1f} at the start, {_load():.1f} now)")
-    print("zoo vs the authors' per-agent structure (spread sizes, 5 seeds x 3 agents):")
-    for a, (r15, r5) in authors_ratios(reps).items():
-        print(f"  {a:10s} {r15:5.1f}x vs 15 learners in one process, {r5:5.1f}x vs five per-seed runs", flush=True)

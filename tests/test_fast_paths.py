@@ -15,11 +15,11 @@ import pytest
 import torch
 from toy_offline import contextual_dataset
 
-from omarbench import kernels
-from omarbench.algos import get_algorithm
-from omarbench.algos.core import Learners
 from omarbench.errors import UsageError
-from omarbench.nn import BatchedTwinCritic, Q1Search, sampled_logsumexp
+from omarbench.offline import kernels
+from omarbench.offline.algos import get_algorithm
+from omarbench.offline.algos.core import Learners
+from omarbench.offline.nn import BatchedTwinCritic, Q1Search, sampled_logsumexp
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

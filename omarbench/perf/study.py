@@ -36,12 +36,10 @@ from omarbench.offline.algos.core import Learners
 from omarbench.offline.kernels import resolve_kernel
 from omarbench.offline.presets import PAPER_ROUNDS, make_config
 from omarbench.tasks.spec import parse_task_id
+from omarbench.vocab import PAPER_ALGOS, PAPER_TASKS, SCALING_ALGOS, SCALING_LEVEL
 
-PAPER_ALGOS = ("MA-ICQ", "MA-TD3+BC", "MA-CQL", "OMAR")
-GRID_TASKS = ("spread", "tag", "world")
-SCALING_ALGOS = ("MA-CQL", "OMAR")
+GRID_TASKS = PAPER_TASKS
 SCALING_AGENTS = (1, 2, 4, 5)
-SCALING_LEVEL = "medium-replay"
 SEEDS = 5
 ROWS = 50_000
 # CPU seconds of this (one-threaded) process: on a shared machine, other processes' load stretches wall

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
+
+from omarbench.errors import OmarbenchError
 
 DATA_ENV_VAR = "OMARBENCH_DATA"
 DEFAULT_DATA_ROOT = "~/.local/share/omarbench/datasets"
@@ -35,3 +38,13 @@ def preset_root(root: str | os.PathLike | None, preset: str = "paper") -> Path:
 def results_dir(root: str | os.PathLike | None = None, preset: str = "paper") -> Path:
     """The default results directory: ``<preset's data root>/results``."""
     return preset_root(data_root(root), preset) / "results"
+
+
+def check_writable(root: Path) -> None:
+    """One-line error unless ``root`` can be created and written to."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root):
+            pass
+    except OSError as exc:
+        raise OmarbenchError(f"data root {str(root)!r} is not writable ({exc.strerror or exc})") from None

@@ -14,6 +14,9 @@ from collections.abc import Iterable, Sequence
 from omarbench.errors import UsageError, bad_choice
 
 LEVELS: tuple[str, ...] = ("random", "medium-replay", "medium", "expert")  # the canonical order
+# maze2d has one dataset per maze, made by the waypoint controller (D4RL's method); its level is named after it
+MAZE2D_LEVELS: tuple[str, ...] = ("waypoint",)
+ALL_LEVELS: tuple[str, ...] = LEVELS + MAZE2D_LEVELS
 PRESETS: tuple[str, ...] = ("paper", "quick")  # budgets of collection and training together
 DEFAULT_SEEDS: dict[str, int] = {"paper": 5, "quick": 2}  # seeds 0..N-1 when none are given (train and eval)
 BACKENDS: tuple[str, ...] = ("numpy", "mpe2")  # environments: the batched engine, the mpe2-based reference

@@ -18,7 +18,6 @@ seed and resumable (each round of episodes draws its noise from a stream keyed b
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,8 +29,9 @@ from omarbench.collect.matd3 import MATD3Config
 from omarbench.collect.run import ActorPolicy, BehaviourRun, RunConfig
 from omarbench.data import LEVELS, DatasetWriter, dataset_id, dataset_path, default_root, preset_root
 from omarbench.data.store import open_store
-from omarbench.errors import OmarbenchError, UsageError, bad_choice
+from omarbench.errors import UsageError, bad_choice
 from omarbench.io import atomic_write_json
+from omarbench.paths import check_writable
 from omarbench.tasks.envs import make_vec_env
 from omarbench.tasks.prey import fixed_policy_for
 from omarbench.tasks.spec import Task, parse_task_id
@@ -76,16 +76,6 @@ def preset_config(task: Task, preset: str = "paper") -> CollectConfig:
 
 def behaviour_dir(root: Path, task: Task, seed: int, preset: str) -> Path:
     return root / "behaviour" / f"{task.id.replace(':', '+')}-{preset}-seed{seed}"
-
-
-def check_writable(root: Path) -> None:
-    """One-line error unless ``root`` can be created and written to."""
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=root):
-            pass
-    except OSError as exc:
-        raise OmarbenchError(f"data root {str(root)!r} is not writable ({exc.strerror or exc})") from None
 
 
 @dataclass
@@ -335,7 +325,19 @@ def collect(task_id: str, level: str = "all", *, transitions: int | None = None,
             root: str | os.PathLike | None = None, backend: str = "numpy", preset: str = "paper",
             flavor: str | None = None, progress: bool = True, log: Callable[[str], None] = print,
             config: CollectConfig | None = None) -> list[Path]:
-    """Collect ``level`` (or ``all``) of a task; returns the dataset paths. Reuses finished work."""
+    """Collect ``level`` (or ``all``) of a task; returns the dataset paths. Reuses finished work.
+
+    maze2d tasks have no behaviour run: their one dataset comes from the waypoint controller.
+    """
+    from omarbench.tasks.maze2d import is_maze2d
+
+    if is_maze2d(task_id):
+        from omarbench.collect.waypoint import collect_maze2d
+
+        if backend != "numpy" or flavor not in (None, "paper"):
+            raise UsageError(f"{task_id} has one engine and one flavor: drop --backend / --flavor")
+        return collect_maze2d(task_id, level, transitions=transitions, seed=seed, root=root, preset=preset,
+                              progress=progress, log=log)
     task = parse_task_id(task_id, flavor)
     levels = resolve_levels(level)
     if transitions is not None and transitions <= 0:

@@ -24,13 +24,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from omarbench.collect.collector import check_writable
 from omarbench.collect.matd3 import MATD3Config
 from omarbench.collect.run import BehaviourRun, RunConfig, torch_bytes
 from omarbench.data import default_root
 from omarbench.data.provenance import command_line, now_utc, package_versions
 from omarbench.errors import UsageError
 from omarbench.io import atomic_write_bytes, atomic_write_json
+from omarbench.paths import check_writable
 from omarbench.tasks.prey import prey_asset_path
 from omarbench.tasks.spec import Task, parse_task_id
 from omarbench.vocab import check_positive

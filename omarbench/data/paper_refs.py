@@ -25,6 +25,10 @@ PAPER_REFERENCE_RETURNS: dict[str, dict[str, float]] = {
     "tag": {"random": -4.1, "expert": 185.6},
     "world": {"random": -6.8, "expert": 79.5},
     "halfcheetah-2x3": {"random": -284.0, "expert": 3568.8},
+    # maze2d: the paper normalises with D4RL's maze2d-*-v1 ref_min_score / ref_max_score
+    "maze2d-umaze": {"random": 23.85, "expert": 161.86},
+    "maze2d-medium": {"random": 13.13, "expert": 277.39},
+    "maze2d-large": {"random": 6.7, "expert": 273.99},
 }
 
 # Mean reported return of the authors' released datasets, per level.
@@ -62,7 +66,7 @@ def paper_references(task: Task) -> dict[str, dict[str, float]] | None:
 def paper_dataset(task: Task, level: str) -> dict[str, Any] | None:
     """The authors' dataset for (task, level): mean return and size, or ``None``."""
     key = paper_key(task)
-    if key is None:
+    if key is None or key not in PAPER_DATASET_MEAN_RETURNS:
         return None
     size = PAPER_MEDIUM_REPLAY_SIZES[key] if level == "medium-replay" else PAPER_LEVEL_SIZE
     return {"mean_return": PAPER_DATASET_MEAN_RETURNS[key][level], "transitions": size}

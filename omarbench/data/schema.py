@@ -29,7 +29,7 @@ import numpy as np
 from omarbench.errors import OmarbenchError, UsageError
 from omarbench.paths import DATA_ENV_VAR, default_root, preset_root  # noqa: F401  (part of the data API)
 from omarbench.tasks.spec import Task, parse_task_id
-from omarbench.vocab import LEVELS
+from omarbench.vocab import ALL_LEVELS, LEVELS, MAZE2D_LEVELS
 
 SCHEMA_VERSION = 1
 FORMAT_NAME = "omarbench-dataset"
@@ -52,10 +52,18 @@ ZSTD_LEVEL = 1
 
 # ---- ids and paths ----------------------------------------------------------------------------------
 
+def task_levels(task: Task) -> tuple[str, ...]:
+    """The dataset levels a task has: the four MPE levels, or ``waypoint`` for maze2d."""
+    from omarbench.tasks.maze2d import is_maze2d
+
+    return MAZE2D_LEVELS if is_maze2d(task) else LEVELS
+
+
 def dataset_id(task: Task, level: str) -> str:
-    """``spread-medium``, ``spread-n5-medium-replay``, ``tag:mpe2-expert``."""
-    if level not in LEVELS:
-        raise UsageError(f"unknown level {level!r}; valid levels: {', '.join(LEVELS)}")
+    """``spread-medium``, ``spread-n5-medium-replay``, ``tag:mpe2-expert``, ``maze2d-umaze-waypoint``."""
+    valid = task_levels(task)
+    if level not in valid:
+        raise UsageError(f"unknown level {level!r} for task {task.id}; valid levels: {', '.join(valid)}")
     return f"{task.id}-{level}"
 
 
@@ -65,18 +73,19 @@ def parse_dataset_id(text: str) -> tuple[Task, str]:
     norm = raw.lower().replace("+", ":")
     if norm.endswith(STORE_SUFFIX):
         norm = norm[: -len(STORE_SUFFIX)]
-    for level in sorted(LEVELS, key=len, reverse=True):
+    for level in sorted(ALL_LEVELS, key=len, reverse=True):
         suffix = f"-{level}"
         if norm.endswith(suffix) and len(norm) > len(suffix):
             task_part = norm[: -len(suffix)]
             try:
                 task = parse_task_id(task_part)
+                dataset_id(task, level)
             except UsageError as exc:
                 raise UsageError(f"bad dataset id {raw!r}: {exc}") from None
             return task, level
     raise UsageError(
         f"bad dataset id {raw!r}: it must be TASK-LEVEL (e.g. tag-expert, spread-n5-medium-replay, "
-        f"tag:mpe2-random); valid levels: {', '.join(LEVELS)}"
+        f"tag:mpe2-random, maze2d-umaze-waypoint); valid levels: {', '.join(ALL_LEVELS)}"
     )
 
 

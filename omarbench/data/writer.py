@@ -163,8 +163,7 @@ class DatasetWriter:
         import zarr
         from zarr.storage import LocalStore
 
-        if level not in schema.LEVELS:
-            raise UsageError(f"unknown level {level!r}; valid levels: {', '.join(schema.LEVELS)}")
+        schema.dataset_id(task, level)  # one-line error unless the task has this level
         user = _clean_user_metadata(metadata, "dataset metadata")
         path = Path(path).expanduser()
         if path.exists():

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from omarbench.errors import UsageError
 from omarbench.tasks.mpe_ref import ReferenceEnv
 from omarbench.tasks.numpy_engine import NumpyVecEnv  # the batched engine
 from omarbench.tasks.prey import FixedPolicy
@@ -66,7 +67,18 @@ def make_vec_env(
     seed: int = 0,
     fixed_policy: FixedPolicy | None = None,
 ) -> VecEnv:
-    """E environments of ``task`` on the chosen backend (``numpy`` batched engine or ``mpe2`` reference)."""
+    """E environments of ``task`` on the chosen backend (``numpy`` batched engine or ``mpe2`` reference).
+
+    maze2d tasks have one engine (MuJoCo), chosen by the default backend.
+    """
+    from omarbench.tasks import maze2d
+
+    if maze2d.is_maze2d(task):
+        if backend != "numpy":
+            raise UsageError(f"backend {backend!r} is for MPE tasks; {task.id} runs on MuJoCo (the default)")
+        from omarbench.tasks.maze2d_env import Maze2dVecEnv
+
+        return Maze2dVecEnv(task, num_envs, seed)
     check_backend(backend)
     if backend == "mpe2":
         return ReferenceVecEnv(task, num_envs, seed, fixed_policy)

@@ -7,6 +7,7 @@ A :class:`Task` is a plain, hashable description that recreates its environment 
     spread-n5         the same with 5 agents (1 <= n <= 20)
     tag, world        predator-prey tasks: 3 learning predators, 1 fixed prey
     tag:mpe2          any id with ``:FLAVOR`` picks the flavor (``paper`` is the default)
+    maze2d-umaze      single-agent D4RL maze2d on PointMaze physics (also maze2d-medium, maze2d-large)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from omarbench.errors import UsageError, bad_choice
+from omarbench.tasks import maze2d
 from omarbench.vocab import FLAVORS, PAPER_TASKS, items
 
 TASK_NAMES: tuple[str, ...] = PAPER_TASKS  # the task families
@@ -138,6 +140,18 @@ def _make_predator_prey(name: str, flavor: str) -> Task:
     return Task(name, flavor, agents, "agent0", fixed_policy="prey")
 
 
+def _make_maze2d(text: str, flavor: str | None) -> Task:
+    """``maze2d-umaze`` etc.: one learner, no flavors (:mod:`omarbench.tasks.maze2d`)."""
+    if flavor not in (None, "paper"):
+        raise UsageError(f"maze2d tasks have a single flavor ('paper': D4RL's setting); got flavor {flavor!r}")
+    name = text.strip().lower()
+    if name not in maze2d.TASK_IDS:
+        raise bad_choice("maze2d task", text, maze2d.TASK_IDS)
+    maze = name[len(maze2d.PREFIX) + 1:]
+    agent = AgentSpec(maze2d.AGENT_NAME, "learner", maze2d.OBS_DIM, maze2d.ACT_DIM)
+    return Task(name, "paper", (agent,), "agent0", episode_length=maze2d.EPISODE_LENGTHS[maze])
+
+
 _ID_RE = re.compile(r"^(?P<name>[a-z]+)(?:-n(?P<n>-?\d+))?$")
 
 
@@ -157,10 +171,12 @@ def parse_task_id(task_id: str, flavor: str | None = None) -> Task:
     if id_flavor and flavor and id_flavor != flavor:
         raise UsageError(f"task id {task_id!r} says flavor {id_flavor!r} but --flavor is {flavor!r}")
     chosen = id_flavor or flavor or "paper"
+    if maze2d.is_maze2d(text):
+        return _make_maze2d(text, id_flavor or flavor)
 
     m = _ID_RE.match(text)
     if not m or m.group("name") not in TASK_NAMES:
-        raise bad_choice("task", task_id, ("spread", "spread-nN", "tag", "world"))
+        raise bad_choice("task", task_id, ("spread", "spread-nN", "tag", "world", *maze2d.TASK_IDS))
     name, n = m.group("name"), m.group("n")
     if name != "spread":
         if n is not None:

@@ -40,6 +40,9 @@ def test_member_of_a_batched_run_equals_a_lone_run(algo, n_agents):
     cfg = cls.config_cls(batch_size=32)
     batched = Learners(cls(cfg), [0, 1, 2], ds)
     lone = Learners(cls(cfg), [2], ds)
+    # exact under MKL; oneDNN may round a one-member product differently (tests/test_fast_paths.py
+    # checks that case within a float tolerance)
+    batched.matmul_kernel = lone.matmul_kernel = "mkl"
     for _ in range(8):
         batched.update()
         lone.update()
@@ -146,7 +149,11 @@ def test_fused_sampled_logsumexp_equals_autograd_over_the_full_pass(B):
         with torch.no_grad():  # BN affine away from its init, so its gradient is exercised
             g = torch.Generator().manual_seed(9)
             net.params.data.add_(0.1 * torch.randn(net.params.data.shape, generator=g))
-    obs, act = torch.randn(M, B, do) * 2 + 1, torch.rand(M, B, K, da) * 2 - 1
+    # fixed inputs: the fused pass folds the BatchNorm affine into the first layer, so its pre-activations
+    # round differently and a ReLU input within float32 rounding of 0 can flip, which moves a near-zero
+    # gradient entry by more than rtol (tests/test_fast_paths.py bounds the error norm instead)
+    g = torch.Generator().manual_seed(B)
+    obs, act = torch.randn(M, B, do, generator=g) * 2 + 1, torch.rand(M, B, K, da, generator=g) * 2 - 1
     shift, weight = da * math.log(0.5), torch.tensor([1.0, -0.5, 2.0])
     ref = torch.logsumexp(nets[0](obs, act, heads=2) - shift, dim=3).mean(2).sum(1)
     (ref * weight).sum().backward()

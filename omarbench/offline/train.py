@@ -246,7 +246,8 @@ def train(
             "algo": name, "task": task_obj.id, "level": level, "seed": int(seed), "preset": preset,
             "config": config, "dataset": ds_info, "reference_returns": ref, "code_version": version,
             "git": rs.git_revision(),
-            "device": str(dev), "backend": backend, "status": "ok" if ok else "failed",
+            "device": str(dev), "matmul_kernel": learners.matmul_kernel, "backend": backend,
+            "status": "ok" if ok else "failed",
             "reason": None if ok else failed[k],
             "curve": curves[k], "final": fin if ok else None, "wall_time_s": wall, "created": rs.utc_now(),
         }

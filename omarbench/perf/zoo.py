@@ -153,9 +153,9 @@ def _baseline_update(name, cfg, ag: _Agent, o, a, r, o2, d, a2):
 
 
 class _Baseline:
-    def __init__(self, name, cfg, data):
+    def __init__(self, name, cfg, data, seeds: int = SEEDS):
         self.name, self.cfg, self.data = name, cfg, data
-        self.agents = [_Agent(cfg, name != "BC") for _ in range(SEEDS * AGENTS)]
+        self.agents = [_Agent(cfg, name != "BC") for _ in range(seeds * AGENTS)]
 
     def round(self):
         o, a, r, o2, d, a2 = self.data

@@ -24,6 +24,7 @@ from typing import Protocol
 import torch
 
 from omarbench.errors import OmarbenchError, UsageError
+from omarbench.offline.kernels import matmul_kernel, resolve_kernel
 from omarbench.offline.nn import (
     INIT,
     MINIBATCH,
@@ -31,6 +32,7 @@ from omarbench.offline.nn import (
     BatchedActor,
     BatchedTwinCritic,
     FlatAdam,
+    Q1Search,
     keep_freed_memory,
     member_generators,
     sampled_logsumexp,
@@ -135,9 +137,14 @@ class Learner(Protocol):
     def q1_samples(self, obs: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
         """Q1(o, ã_k) ``[M, B, K]`` of K actions per observation, the critics' weights held fixed."""
 
-    def sampled_logsumexp(self, obs: torch.Tensor, samples: torch.Tensor, log_density: float) -> torch.Tensor:
+    def q1_search(self, obs: torch.Tensor, precision: str = "fp32"):
+        """A callable ``samples [M, B, K, da] → Q1 [M, B, K]`` for many calls on the same ``obs`` (OMAR's
+        search iterations), the critics' weights held fixed; ``precision`` ``"fp32"`` or ``"bf16"``."""
+
+    def sampled_logsumexp(self, obs: torch.Tensor, samples: torch.Tensor, log_density: float,
+                          precision: str = "fp32") -> torch.Tensor:
         """``Σ_heads mean_B logsumexp_k (Q(o, ã_k) − log_density)`` ``[M]`` of the online critics, with
-        gradients to their weights (CQL's penalty)."""
+        gradients to their weights (CQL's penalty); ``precision`` of its products, ``"fp32"``/``"bf16"``."""
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         """V(o) ``[M, B]`` of the state-value networks (algorithms with ``uses_value``)."""
@@ -287,8 +294,12 @@ class GroupLearner:
     def q1_samples(self, obs: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
         return self.critic(obs, samples, heads=1, detached=True)[:, 0]
 
-    def sampled_logsumexp(self, obs: torch.Tensor, samples: torch.Tensor, log_density: float) -> torch.Tensor:
-        return sampled_logsumexp(self.critic, obs, samples, log_density)
+    def q1_search(self, obs: torch.Tensor, precision: str = "fp32"):
+        return Q1Search(self.critic, obs, precision)
+
+    def sampled_logsumexp(self, obs: torch.Tensor, samples: torch.Tensor, log_density: float,
+                          precision: str = "fp32") -> torch.Tensor:
+        return sampled_logsumexp(self.critic, obs, samples, log_density, precision=precision)
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         return self.value_net(obs)
@@ -341,14 +352,19 @@ class Learners:
     ``seeds_per_chunk`` splits the seeds into chunks that get their own batched networks (a performance
     knob only: members are independent, so results are the same for any chunking). ``None``: all seeds
     in one chunk.
+
+    Every update and every action runs on the float32 matmul kernel chosen once per process
+    (``self.matmul_kernel``, :mod:`omarbench.offline.kernels`), set around the call and restored after it.
     """
 
     def __init__(self, algo: Algorithm, seeds: Sequence[int], dataset, device="cpu",
                  seeds_per_chunk: int | None = None):
         self.algo, self.seeds, self.device = algo, list(seeds), torch.device(device)
         self.learner_indices = [int(i) for i in dataset.learner_indices]
+        self.matmul_kernel = "mkl"
         if self.device.type == "cpu":
             keep_freed_memory()
+            self.matmul_kernel = resolve_kernel()
         step = len(self.seeds) if not seeds_per_chunk else max(1, int(seeds_per_chunk))
         chunks = [list(range(i, min(i + step, len(self.seeds)))) for i in range(0, len(self.seeds), step)]
         self.groups: list[tuple[GroupLearner, list[int]]] = []  # (learner, positions of its seeds)
@@ -366,7 +382,8 @@ class Learners:
         out = torch.empty(len(self.seeds), len(self.learner_indices), 2, device=self.device)
         col = {a: k for k, a in enumerate(self.learner_indices)}
         for g, pos in self.groups:
-            losses = g.update().view(len(pos), len(g.agents), 2)
+            with matmul_kernel(self.matmul_kernel):
+                losses = g.update().view(len(pos), len(g.agents), 2)
             idx = torch.tensor(pos, device=self.device)
             for j, a in enumerate(g.agents):
                 out[idx, col[a]] = losses[:, j]
@@ -381,7 +398,8 @@ class Learners:
         for g, pos in self.groups:
             idx = torch.tensor(pos, device=self.device)
             x = torch.stack([obs[col[a]][idx] for a in g.agents], 1).view(g.M, E, g.obs_dim)  # seed-major
-            a = g.act(x).view(len(pos), len(g.agents), E, g.act_dim)
+            with matmul_kernel(self.matmul_kernel):
+                a = g.act(x).view(len(pos), len(g.agents), E, g.act_dim)
             if out is None:
                 out = torch.zeros(S, E, len(self.learner_indices), g.act_dim, device=self.device)
             for j, agent in enumerate(g.agents):

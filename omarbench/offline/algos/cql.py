@@ -16,21 +16,34 @@ from dataclasses import dataclass
 
 import torch
 
+from omarbench.errors import UsageError, bad_choice
 from omarbench.offline.algos.core import Algorithm, TD3Config
+from omarbench.offline.nn import PRECISIONS
 
 
 @dataclass
 class CQLConfig(TD3Config):
     alpha: float = 1.0  # penalty weight (the authors' default; presets set it per dataset)
     cql_actions: int = 10  # uniform actions per state
+    # multiply the sampled-action pass (and OMAR's search) in "fp32" or "bf16"; both feed only a
+    # logsumexp / an argmax, and every gradient still accumulates in float32. bf16 pays only on CPUs
+    # with bfloat16 instructions (avx512_bf16, AMX); without them it is slower (README, Performance)
+    sample_precision: str = "fp32"
+
+    def validate(self) -> None:
+        super().validate()
+        if self.cql_actions < 1:
+            raise UsageError(f"cql_actions must be a positive integer, got {self.cql_actions}")
+        if self.sample_precision not in PRECISIONS:
+            raise bad_choice("sample_precision", self.sample_precision, PRECISIONS)
 
 
-def cql_penalty(L, b, q: torch.Tensor, alpha: float, n_actions: int) -> torch.Tensor:
+def cql_penalty(L, b, q: torch.Tensor, alpha: float, n_actions: int, precision: str = "fp32") -> torch.Tensor:
     """Per-member ``α Σ_heads mean_B(logsumexp_j(Q(o, ã_j) − log 0.5^d) − Q(o, a))``: ``[M]``."""
     M, B, da = b.act.shape
     sampled = L.uniform(B, n_actions, da)
     log_density = da * math.log(0.5)
-    lse = L.sampled_logsumexp(b.obs, sampled, log_density)  # Σ_heads mean_B lse, [M]
+    lse = L.sampled_logsumexp(b.obs, sampled, log_density, precision)  # Σ_heads mean_B lse, [M]
     return alpha * (lse - q.mean(2).sum(1))
 
 
@@ -40,4 +53,4 @@ class CQL(Algorithm):
     config_cls = CQLConfig
 
     def critic_penalty(self, L, b, q):
-        return cql_penalty(L, b, q, self.cfg.alpha, self.cfg.cql_actions)
+        return cql_penalty(L, b, q, self.cfg.alpha, self.cfg.cql_actions, self.cfg.sample_precision)

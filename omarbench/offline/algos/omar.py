@@ -7,6 +7,8 @@ N(μ, σ) clipped to [−1, 1], then set μ to their softmax(Q1)-weighted mean a
 distance of the samples from the new μ. The best sample of the last iteration competes with π(o);
 ties keep π(o). σ is kept above ``sigma_min``: the authors' code can reach σ = 0 when every sample is
 clipped to the same bound (it ran only because old PyTorch did not validate distributions).
+The search's Q1 passes go through :class:`omarbench.offline.nn.Q1Search`: the observation part of the critic's
+first layer is computed once per minibatch for all iterations, only the action columns per sample.
 """
 
 from __future__ import annotations
@@ -40,9 +42,10 @@ def rectified_actions(L, obs: torch.Tensor, pi: torch.Tensor, q_pi: torch.Tensor
     S = cfg.omar_samples
     mu = torch.full((M, B, 1, da), cfg.omar_mu0, device=pi.device)
     sigma = torch.full((M, B, 1, da), cfg.omar_sigma0, device=pi.device)
+    search = L.q1_search(obs, cfg.sample_precision)  # the observation part once for all iterations
     for _ in range(cfg.omar_iters):
         samples = torch.addcmul(mu, sigma, L.normal(B, S, da)).clamp_(-1.0, 1.0)  # [M, B, S, da]
-        q = L.q1_samples(obs, samples)  # [M, B, S]
+        q = search(samples)  # [M, B, S]
         w = torch.softmax(q, dim=2).unsqueeze(3)
         mu = (w * samples).sum(2, keepdim=True)
         sigma = (samples - mu).square_().mean(2, keepdim=True).sqrt_().clamp_(min=cfg.omar_sigma_min)
@@ -58,7 +61,7 @@ class OMAR(Algorithm):
     config_cls = OMARConfig
 
     def critic_penalty(self, L, b, q):
-        return cql_penalty(L, b, q, self.cfg.alpha, self.cfg.cql_actions)
+        return cql_penalty(L, b, q, self.cfg.alpha, self.cfg.cql_actions, self.cfg.sample_precision)
 
     def actor_loss(self, L, b, pi):
         tau = self.cfg.tau

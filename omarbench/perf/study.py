@@ -1,0 +1,219 @@
+"""Projected wall time of the whole paper-scale study on this machine's two cores.
+
+The study (README, *The paper-scale study*): the ``paper`` preset's grid — the four paper algorithms ×
+spread, tag, world × four levels, 5 seeds batched per run, the preset's update rounds per dataset —
+plus the agent-count study (MA-CQL and OMAR on spread-nN medium-replay, N = 1, 2, 4, 5; N = 3 is the
+grid's cell), plus the behaviour training that builds the 16 datasets.
+
+Measured here, in one run, on one thread, as CPU time of the process (see ``_clock``):
+
+* the update-round time of each algorithm on each task's learner sizes (5 seeds, batch 1,024), rounds
+  of the algorithms interleaved so that load from other processes hits them alike (median);
+* one periodic evaluation (5 seeds × 10 episodes) and one final evaluation (5 × 100) per task;
+* behaviour training's env-steps/s per task, from the difference of two training runs of one and of
+  two or three checkpoint segments (so setup, warm-up steps and the final evaluation cancel out).
+
+The projection multiplies each by the study's counts and divides the core-time by two (two single-
+threaded jobs at once, perfect packing: a lower bound on the real wall time). Dataset rollouts
+(seconds each) and loading are left out. Also printed: the zoo's ratio against the authors' per-agent
+structure on spread's sizes, both as one process holding all 15 (seed, agent) learners and as five
+separate per-seed runs (what the authors' scripts run), measured interleaved.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from omarbench.offline.algos import get_algorithm
+from omarbench.offline.algos.core import Learners
+from omarbench.offline.kernels import resolve_kernel
+from omarbench.offline.presets import PAPER_ROUNDS, make_config
+from omarbench.tasks.spec import parse_task_id
+from omarbench.vocab import PAPER_ALGOS, PAPER_TASKS, SCALING_ALGOS, SCALING_LEVEL
+
+GRID_TASKS = PAPER_TASKS
+SCALING_AGENTS = (1, 2, 4, 5)
+SEEDS = 5
+ROWS = 50_000
+# CPU seconds of this (one-threaded) process: on a shared machine, other processes' load stretches wall
+# time by however much of the core they take, but CPU time only by what they do to caches and memory
+# bandwidth, so the projection stays close to what the study costs on idle cores
+_clock = time.process_time
+
+
+class _Agents:
+    def __init__(self, o, a, r, o2):
+        self.observations, self.actions, self.rewards, self.next_observations = o, a, r, o2
+
+
+class _Data:
+    """Random transitions with a task's learner sizes, in episode order (MA-ICQ finds next actions)."""
+
+    def __init__(self, task):
+        g = torch.Generator().manual_seed(0)
+        self.agents = []
+        for agent in task.agents:
+            o = torch.randn(ROWS + 1, agent.obs_dim, generator=g)
+            self.agents.append(_Agents(o[:-1], torch.rand(ROWS, 2, generator=g) * 2 - 1,
+                                       torch.randn(ROWS, generator=g), o[1:]))
+        self.terminals = torch.zeros(ROWS, dtype=torch.bool)
+        self.truncations = torch.zeros(ROWS, dtype=torch.bool)
+        self.learner_indices = tuple(task.learner_indices)
+        self.id = f"bench-{task.id}"
+
+
+def round_times(task_id: str, algos, reps: int) -> dict[str, float]:
+    """Median seconds per update round of each algorithm (5 seeds batched), algorithms interleaved."""
+    task = parse_task_id(task_id)
+    data = _Data(task)
+    runs = {}
+    for name in algos:
+        cfg = make_config(name, task, SCALING_LEVEL if task.name == "spread" else "medium", "paper")
+        runs[name] = Learners(get_algorithm(name)(cfg), list(range(SEEDS)), data)
+        runs[name].update()  # warm-up
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    for _ in range(reps):
+        for name, learners in runs.items():
+            t = _clock()
+            learners.update()
+            times[name].append(_clock() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def eval_times(task_id: str, episodes: tuple[int, int] = (10, 100)) -> tuple[float, float]:
+    """Seconds of one periodic and one final evaluation of 5 seeds (the deterministic actors)."""
+    from omarbench.offline.train import Evaluator
+
+    task = parse_task_id(task_id)
+    cls = get_algorithm("MA-TD3+BC")
+    learners = Learners(cls(cls.config_cls()), list(range(SEEDS)), _Data(task))
+    out = []
+    for n in episodes:
+        ev = Evaluator(task, list(range(SEEDS)), n, "numpy", torch.device("cpu"))
+        ev.run(learners.act)  # warm-up
+        t = _clock()
+        ev.run(learners.act)
+        out.append(_clock() - t)
+    return out[0], out[1]
+
+
+def behaviour_rate(task_id: str, segments: int) -> tuple[float, int]:
+    """Behaviour training env-steps/s (``paper`` preset settings) and the preset's step budget: the
+    difference of a one-checkpoint-segment run and a ``1 + segments``-segment run (both start the same:
+    setup, warm-up steps, final evaluation), so the rate covers learning steps and checkpoints only."""
+    from omarbench.collect.collector import Collector, preset_config
+
+    task = parse_task_id(task_id)
+    full = preset_config(task, "paper")
+    seg = full.run.segment_steps
+    window = segments * seg
+    spent = []
+    for steps in (seg, seg + window):
+        cfg = replace(full, run=replace(full.run, total_steps=steps))
+        with tempfile.TemporaryDirectory() as tmp:
+            col = Collector(task, cfg, root=Path(tmp), progress=False, log=lambda s: None)
+            t = _clock()
+            col.train()
+            spent.append(_clock() - t)
+    return window / max(spent[1] - spent[0], 1e-9), full.run.total_steps
+
+
+def authors_ratios(reps: int) -> dict[str, tuple[float, float]]:
+    """Per algorithm on spread's sizes: (authors' 15 learners in one process / ours, five per-seed runs of
+    the authors' 3 learners / ours), medians of per-round ratios, all three interleaved."""
+    from omarbench.perf import zoo
+
+    data = zoo._Data()
+    out = {}
+    for name in PAPER_ALGOS:
+        cls = get_algorithm(name)
+        cfg = cls.config_cls()
+        ours = Learners(cls(cfg), list(range(zoo.SEEDS)), data)
+        all15 = zoo._Baseline(name, cfg, data.tensors())
+        per_seed = [zoo._Baseline(name, cfg, data.tensors(), seeds=1) for _ in range(zoo.SEEDS)]
+        ours.update()
+        all15.round()
+        per_seed[0].round()
+        r15, r5 = [], []
+        for _ in range(reps):
+            t = _clock()
+            ours.update()
+            t_ours = _clock() - t
+            t = _clock()
+            all15.round()
+            t_15 = _clock() - t
+            t = _clock()
+            for run in per_seed:  # one round of each separate run
+                run.round()
+            t_5 = _clock() - t
+            r15.append(t_15 / t_ours)
+            r5.append(t_5 / t_ours)
+        out[name] = (statistics.median(r15), statistics.median(r5))
+    return out
+
+
+def study_runs() -> list[tuple[str, str, str, int]]:
+    """Every run of the study: ``(algo, task, level, rounds)`` (5 seeds each)."""
+    runs = [(a, t, lv, n) for t in GRID_TASKS for lv, n in PAPER_ROUNDS[t].items() for a in PAPER_ALGOS]
+    runs += [(a, f"spread-n{n}", SCALING_LEVEL, PAPER_ROUNDS["spread"][SCALING_LEVEL])
+             for n in SCALING_AGENTS for a in SCALING_ALGOS]
+    return runs
+
+
+def _load() -> float:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return float("nan")
+
+
+def run(quick: bool = False) -> None:
+    reps = 2 if quick else 5
+    load_before = _load()
+    kernel = resolve_kernel()
+    cfg = make_config("OMAR", "spread", "medium", "paper")
+    runs = study_runs()
+    tasks = list(dict.fromkeys(t for _, t, _, _ in runs))
+    per_round: dict[tuple[str, str], float] = {}
+    evals: dict[str, tuple[float, float]] = {}
+    print(f"update rounds (s, median of {reps}; {SEEDS} seeds batched, batch {cfg.batch_size}, one thread):")
+    for t in tasks:
+        algos = [a for a, tt, _, _ in runs if tt == t]
+        times = round_times(t, list(dict.fromkeys(algos)), reps)
+        per_round.update({(a, t): s for a, s in times.items()})
+        evals[t] = eval_times(t)
+        print(f"  {t:10s} " + "  ".join(f"{a} {s:.3f}" for a, s in times.items())
+              + f"  | eval {evals[t][0]:.2f} s periodic, {evals[t][1]:.2f} s final", flush=True)
+    train_s = {"grid": 0.0, "agent-count": 0.0}
+    by_algo: dict[str, float] = {}
+    for a, t, _, rounds in runs:
+        n_evals = rounds // cfg.eval_every + 1
+        s = rounds * per_round[(a, t)] + n_evals * evals[t][0] + evals[t][1]
+        train_s["grid" if t in GRID_TASKS else "agent-count"] += s
+        by_algo[a] = by_algo.get(a, 0.0) + s
+    training = sum(train_s.values())
+    print(f"training: {len(runs)} runs of {SEEDS} seeds, core-minutes: grid {train_s['grid'] / 60:.0f}, "
+          f"agent-count study {train_s['agent-count'] / 60:.0f}; by algorithm: "
+          + ", ".join(f"{a} {s / 60:.0f}" for a, s in by_algo.items())
+          + f" -> {training / 2 / 60:.0f} min on 2 cores", flush=True)
+    print("zoo vs the authors' per-agent structure (spread sizes, 5 seeds x 3 agents):")
+    for a, (r15, r5) in authors_ratios(reps).items():
+        print(f"  {a:10s} {r15:5.1f}x vs 15 learners in one process, {r5:5.1f}x vs five per-seed runs", flush=True)
+    behaviour_s = 0.0
+    for t in GRID_TASKS + tuple(f"spread-n{n}" for n in SCALING_AGENTS):
+        rate, budget = behaviour_rate(t, 1 if quick else 2)
+        behaviour_s += budget / rate
+        print(f"  behaviour {t:10s} {rate:7,.0f} env-steps/s -> {budget:,} steps {budget / rate / 60:5.1f} min",
+              flush=True)
+    total = training + behaviour_s
+    print(f"behaviour training: {behaviour_s / 60:.0f} core-minutes")
+    print(f"projected wall time of the whole paper study on 2 cores: {total / 2 / 60:.0f} min "
+          f"({total / 60:.0f} core-minutes / 2, perfect packing; matmul kernel {kernel}; "
+          f"load average {load_before:.1f} at the start, {_load():.1f} now)")

@@ -12,7 +12,8 @@ from omarbench.offline.algos import ALGO_NAMES, canonical_name, get_algorithm
 from omarbench.offline.algos.core import Learners
 from omarbench.offline.algos.icq import batch_softmax
 from omarbench.offline.algos.omar import OMARConfig, rectified_actions
-from omarbench.offline.nn import BatchedActor, BatchedTwinCritic, FlatAdam, FlatParams, sampled_logsumexp
+from omarbench.offline.nn import BatchedActor, BatchedTwinCritic, FlatAdam, FlatParams
+from omarbench.offline.sampled import sampled_logsumexp
 
 ALIASES = {"MA-ICQ": "icq", "MA-TD3+BC": "td3bc", "MA-CQL": "cql", "OMAR": "omar", "BC": "bc"}
 

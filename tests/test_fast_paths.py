@@ -19,7 +19,8 @@ from omarbench.errors import UsageError
 from omarbench.offline import kernels
 from omarbench.offline.algos import get_algorithm
 from omarbench.offline.algos.core import Learners
-from omarbench.offline.nn import BatchedTwinCritic, Q1Search, sampled_logsumexp
+from omarbench.offline.nn import BatchedTwinCritic
+from omarbench.offline.sampled import Q1Search, sampled_logsumexp
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

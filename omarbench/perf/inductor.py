@@ -5,8 +5,8 @@ Two measurements, 5 seeds x 3 agents batched, batch 1024, spread's sizes, one pr
 - the twin critic's regression step (both heads on the data actions, forward + gradients), eager vs
   ``torch.compile`` of the same function;
 - CQL's sampled-action pass (10 uniform actions per state, both heads, logsumexp, gradients): the plain
-  autograd version eager and compiled, against ``omarbench.offline.nn.sampled_logsumexp`` (chunked, hand-written
-  backward), which the algorithms use.
+  autograd version eager and compiled, against ``omarbench.offline.sampled.sampled_logsumexp`` (chunked,
+  hand-written backward), which the algorithms use.
 
 A whole update round is not compiled: it mutates flat parameter buffers through views, which
 aot_autograd rejects. The first compiled calls (tens of seconds) are excluded from the timings.
@@ -18,7 +18,8 @@ import time
 
 import torch
 
-from omarbench.offline.nn import BatchedTwinCritic, sampled_logsumexp
+from omarbench.offline.nn import BatchedTwinCritic
+from omarbench.offline.sampled import sampled_logsumexp
 from omarbench.perf import interleaved_median_ms
 
 MEMBERS, BATCH, OBS, ACT, SAMPLED = 15, 1024, 18, 2, 10

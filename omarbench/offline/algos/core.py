@@ -32,11 +32,10 @@ from omarbench.offline.nn import (
     BatchedActor,
     BatchedTwinCritic,
     FlatAdam,
-    Q1Search,
     keep_freed_memory,
     member_generators,
-    sampled_logsumexp,
 )
+from omarbench.offline.sampled import Q1Search, sampled_logsumexp
 from omarbench.offline.tables import build_table, learner_groups
 from omarbench.offline.value import BatchedValue
 

@@ -4,7 +4,7 @@ Critic loss += α · ( logsumexp_j (Q(o, ã_j) − log 0.5^d) − Q(o, a) ), ave
 each twin head, with 10 actions ã_j ~ U(−1, 1)^d per state (the authors' MPE code: the importance term
 ``log 0.5^d`` is the log-density of the uniform proposal on [−1, 1]^d). The sampled-action pass runs
 the critic in train mode, so its BatchNorm uses that pass's own batch statistics; it is computed by
-:func:`omarbench.offline.nn.sampled_logsumexp`, a chunked pass that does its own backward (same values
+:func:`omarbench.offline.sampled.sampled_logsumexp`, a chunked pass that does its own backward (same values
 and gradients as autograd over the full-size activations, several times faster; figures in the README).
 α per dataset comes from the preset (docs/protocol.md §5 table). Actor: maximise Q1 (the TD3 skeleton's default).
 """

@@ -7,7 +7,7 @@ N(μ, σ) clipped to [−1, 1], then set μ to their softmax(Q1)-weighted mean a
 distance of the samples from the new μ. The best sample of the last iteration competes with π(o);
 ties keep π(o). σ is kept above ``sigma_min``: the authors' code can reach σ = 0 when every sample is
 clipped to the same bound (it ran only because old PyTorch did not validate distributions).
-The search's Q1 passes go through :class:`omarbench.offline.nn.Q1Search`: the observation part of the critic's
+The search's Q1 passes go through :class:`omarbench.offline.sampled.Q1Search`: the observation part of the critic's
 first layer is computed once per minibatch for all iterations, only the action columns per sample.
 """
 

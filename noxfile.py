@@ -14,7 +14,7 @@ def _install(session: nox.Session, extras: str = "dev") -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The test suite; pass --runslow (the default here) to include end-to-end tests."""
-    _install(session)
+    _install(session, "dev,mujoco")
     session.run("python", "-m", "pytest", *(session.posargs or ["--runslow"]))
 
 

@@ -4,12 +4,14 @@ Every consumer (collection, offline evaluation, the CLI) makes environments here
 
     env = make_vec_env(task, num_envs=64, backend="numpy", seed=0)
     obs = env.reset()                      # list over ALL agents of [E, obs_dim_i] float64
-    step = env.step(learner_actions)       # [E, n_learners, 2]; fixed agents act inside
+    step = env.step(learner_actions)       # [E, n_learners, act_dim]; fixed agents act inside
 
 Fixed agents (the prey of tag/world) are driven inside the environment by a batched policy
-``obs[E, obs_dim] -> actions[E, 2]``, so callers only supply the learners' actions.
+``obs[E, obs_dim] -> actions[E, 2]``, so callers only supply the learners' actions. MuJoCo tasks
+(``halfcheetah-2x3``, actions of 3) run on their own backends, ``mujoco`` and ``mamujoco``
+(``omarbench.tasks.mamujoco``).
 
-**Auto-reset rule.** After the step that reaches the episode length (25), the environment records
+**Auto-reset rule.** After the step that reaches the episode length (25; MuJoCo 1,000), the environment records
 the final observation in ``Step.next_obs`` and then resets that copy; ``Step.obs`` holds the first
 observation of the next episode. ``next_obs`` of the last step is therefore never lost.
 Episode ``k`` of copy ``e`` is reset with seed ``seed + e + k * num_envs`` (a fixed, documented
@@ -38,10 +40,10 @@ class Step:
 
     obs: list[np.ndarray]  # per agent [E, obs_dim]: observation to act on next (post auto-reset)
     next_obs: list[np.ndarray]  # per agent [E, obs_dim]: the true successor of this step's state
-    actions: np.ndarray  # [E, n_agents, 2]: the actions applied (fixed agents' filled in)
+    actions: np.ndarray  # [E, n_agents, act_dim]: the actions applied (fixed agents' filled in)
     rewards: np.ndarray  # [E, n_agents]
     truncated: np.ndarray  # [E] bool: this step ended the episode by the time limit
-    terminated: np.ndarray  # [E] bool: always False on MPE (no terminal states)
+    terminated: np.ndarray  # [E] bool: always False (MPE and HalfCheetah have no terminal states)
 
 
 class VecEnv:
@@ -56,6 +58,7 @@ class VecEnv:
         self.fixed_policy = fixed_policy if fixed_policy is not None else fixed_policy_for(task)
         self._learners = np.array(task.learner_indices)
         self._fixed = np.array(task.fixed_indices, dtype=int)
+        self._act_dim = task.act_dim
         self._episodes = np.zeros(num_envs, dtype=np.int64)
         self.t = np.zeros(num_envs, dtype=np.int64)
         self._obs: list[np.ndarray] | None = None
@@ -65,7 +68,7 @@ class VecEnv:
         raise NotImplementedError
 
     def _step_all(self, actions: np.ndarray) -> np.ndarray:
-        """Apply all agents' actions [E, n_agents, 2] to every copy; return rewards [E, n_agents]."""
+        """Apply all agents' actions [E, n_agents, act_dim] to every copy; return rewards [E, n_agents]."""
         raise NotImplementedError
 
     def _observe(self) -> list[np.ndarray]:
@@ -103,17 +106,17 @@ class VecEnv:
         return self._obs
 
     def fixed_actions(self, obs: list[np.ndarray]) -> np.ndarray:
-        """Actions [E, n_fixed, 2] of the fixed agents for the given observations."""
+        """Actions [E, n_fixed, act_dim] of the fixed agents for the given observations."""
         if len(self._fixed) == 0:
-            return np.zeros((self.num_envs, 0, 2))
+            return np.zeros((self.num_envs, 0, self._act_dim))
         return np.stack([np.asarray(self.fixed_policy(obs[i]), np.float64) for i in self._fixed], axis=1)
 
     def step(self, learner_actions: np.ndarray) -> Step:
         learner_actions = np.asarray(learner_actions, dtype=np.float64)
-        want = (self.num_envs, len(self._learners), 2)
+        want = (self.num_envs, len(self._learners), self._act_dim)
         if learner_actions.shape != want:
             raise ValueError(f"learner actions must be shaped {want}, got {learner_actions.shape}")
-        actions = np.zeros((self.num_envs, self.task.n_agents, 2))
+        actions = np.zeros((self.num_envs, self.task.n_agents, self._act_dim))
         actions[:, self._learners] = learner_actions
         if len(self._fixed):
             actions[:, self._fixed] = self.fixed_actions(self.obs)
@@ -169,7 +172,14 @@ def make_vec_env(
     seed: int = 0,
     fixed_policy: FixedPolicy | None = None,
 ) -> VecEnv:
-    """E environments of ``task`` on the chosen backend (``numpy`` batched engine or ``mpe2`` reference)."""
+    """E environments of ``task`` on the chosen backend (``numpy`` batched engine or ``mpe2`` reference).
+
+    MuJoCo tasks take ``mujoco`` (batched, the default: ``numpy`` picks it too) or ``mamujoco`` (reference).
+    """
+    if task.engine == "mujoco":
+        from omarbench.tasks.mamujoco import make_mujoco_vec_env
+
+        return make_mujoco_vec_env(task, num_envs, backend, seed)
     if backend not in BACKENDS:
         raise bad_choice("backend", backend, BACKENDS)
     if backend == "mpe2":

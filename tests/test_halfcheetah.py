@@ -1,0 +1,114 @@
+"""Two-agent HalfCheetah (``halfcheetah-2x3``): the task spec, the batched MuJoCo environment against
+Gymnasium-Robotics' MaMuJoCo stepped directly, and the one-line errors."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from omarbench.errors import UsageError
+from omarbench.tasks.envs import make_vec_env
+from omarbench.tasks.spec import Task, parse_task_id
+
+pytest.importorskip("mujoco")
+mamujoco_v1 = pytest.importorskip("gymnasium_robotics").mamujoco_v1
+
+
+def test_spec():
+    task = parse_task_id("halfcheetah-2x3")
+    assert task.id == "halfcheetah-2x3" and task.engine == "mujoco" and task.layout == "2x3"
+    assert [a.name for a in task.agents] == ["agent_0", "agent_1"]
+    assert task.obs_dims == (6, 6) and task.act_dims == (3, 3) and task.learner_indices == (0, 1)
+    assert task.episode_length == 1000 and task.fixed_policy is None
+    assert Task.from_dict(task.to_dict()) == task
+    assert parse_task_id("HalfCheetah-2x3:paper") == task
+    r = np.arange(3.0)[:, None].repeat(2, 1)  # the shared reward in both columns, 3 steps
+    assert task.reported_return(r) == 3.0
+
+
+def test_mpe_ids_unchanged():
+    assert parse_task_id("spread").engine == "mpe" and parse_task_id("spread").layout is None
+    assert parse_task_id("tag:mpe2").id == "tag:mpe2" and parse_task_id("spread-n5").act_dim == 2
+
+
+@pytest.mark.parametrize("text, message", [
+    ("halfcheetah-3x2", "unknown halfcheetah layout '3x2'; valid choices: 2x3"),
+    ("halfcheetah-6x1", "unknown halfcheetah layout '6x1'; valid choices: 2x3"),
+    ("halfcheetah", "needs a layout, e.g. halfcheetah-2x3"),
+    ("halfcheetah-2x3:mpe2", "has one flavor; unknown flavor 'mpe2'; valid choices: paper"),
+])
+def test_bad_ids(text, message):
+    with pytest.raises(UsageError, match=message):
+        parse_task_id(text)
+
+
+def test_bad_backend():
+    with pytest.raises(UsageError, match="backend for halfcheetah-2x3 .mpe2.; valid choices: mujoco, mamujoco"):
+        make_vec_env(parse_task_id("halfcheetah-2x3"), 2, backend="mpe2")
+
+
+def test_missing_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "mujoco", None)  # what an environment without the package imports
+    with pytest.raises(UsageError, match=r'mujoco is missing\); install them with: pip install -e "\.\[mujoco\]"'):
+        make_vec_env(parse_task_id("halfcheetah-2x3"), 2)
+
+
+def _reference_run(n_envs: int, seed: int, episodes: int, actions: np.ndarray):
+    """MaMuJoCo stepped directly with the VecEnv's seed stream: obs, state, rewards per (episode, step)."""
+    envs = [mamujoco_v1.parallel_env("HalfCheetah", "2x3", agent_obsk=0, global_categories=())
+            for _ in range(n_envs)]
+    names = envs[0].possible_agents
+    T = 1000
+    obs = np.zeros((episodes, T + 1, n_envs, 2, 6))
+    state = np.zeros((episodes, T + 1, n_envs, 17))
+    rew = np.zeros((episodes, T, n_envs, 2))
+    trunc = np.zeros((episodes, T, n_envs), bool)
+    for k in range(episodes):
+        for e, env in enumerate(envs):
+            o, _ = env.reset(seed=seed + e + k * n_envs)
+            obs[k, 0, e] = [o[n] for n in names]
+            state[k, 0, e] = env.state()
+            for t in range(T):
+                o, r, term, tr, _ = env.step({n: actions[k * T + t, e, i] for i, n in enumerate(names)})
+                obs[k, t + 1, e] = [o[n] for n in names]
+                state[k, t + 1, e] = env.state()
+                rew[k, t, e] = [r[n] for n in names]
+                trunc[k, t, e] = tr[names[0]]
+                assert not any(term.values())
+    return obs, state, rew, trunc
+
+
+@pytest.mark.parametrize("backend", ["mujoco", pytest.param("mamujoco", marks=pytest.mark.slow)])
+def test_equals_mamujoco(backend):
+    """Observations, state and rewards equal MaMuJoCo's, bit for bit, over two whole episodes per copy."""
+    E, seed, episodes, T = 2, 7, 2, 1000
+    actions = np.random.default_rng(0).uniform(-1, 1, (episodes * T, E, 2, 3))
+    ref_obs, ref_state, ref_rew, ref_trunc = _reference_run(E, seed, episodes, actions)
+    env = make_vec_env(parse_task_id("halfcheetah-2x3"), E, backend=backend, seed=seed)
+    obs = env.reset()
+    for k in range(episodes):
+        assert np.array_equal(np.stack(obs, 1), ref_obs[k, 0])
+        assert np.array_equal(env.state(), ref_state[k, 0])
+        for t in range(T):
+            step = env.step(actions[k * T + t])
+            assert np.array_equal(np.stack(step.next_obs, 1), ref_obs[k, t + 1])
+            assert np.array_equal(step.rewards, ref_rew[k, t])
+            assert np.array_equal(step.truncated, ref_trunc[k, t]) and not step.terminated.any()
+            assert np.array_equal(step.actions, actions[k * T + t])
+            if t < T - 1:
+                assert np.array_equal(env.state(), ref_state[k, t + 1])
+            obs = step.obs
+        assert step.truncated.all()
+
+
+def test_seed_stream_and_resume():
+    """The same seed gives the same trajectories; reset(episode=k) starts episode k of the stream."""
+    task = parse_task_id("halfcheetah-2x3")
+    a, b = make_vec_env(task, 3, seed=4), make_vec_env(task, 3, seed=4)
+    assert np.array_equal(np.stack(a.reset(), 1), np.stack(b.reset(), 1))
+    c = make_vec_env(task, 3, seed=4 + 3)  # episode 1 of copy e has seed 4 + e + 3
+    assert np.array_equal(np.stack(a.reset(episode=1), 1), np.stack(c.reset(), 1))
+    with pytest.raises(ValueError, match=r"shaped \(3, 2, 3\)"):
+        a.step(np.zeros((3, 2, 2)))

@@ -112,3 +112,41 @@ def test_seed_stream_and_resume():
     assert np.array_equal(np.stack(a.reset(episode=1), 1), np.stack(c.reset(), 1))
     with pytest.raises(ValueError, match=r"shaped \(3, 2, 3\)"):
         a.step(np.zeros((3, 2, 2)))
+
+
+@pytest.mark.slow
+def test_collect_end_to_end(tmp_path):
+    """All four levels from a tiny behaviour run; a rerun reuses everything; resuming a stopped run
+    ends with the same checkpoints as the uninterrupted run."""
+    from omarbench.behaviour.collector import collect
+    from omarbench.behaviour.mujoco import MujocoCollector, mujoco_tiny_config
+    from omarbench.data.store import open_dataset
+
+    cfg = mujoco_tiny_config()
+    paths = collect("halfcheetah-2x3", "all", root=tmp_path, preset="quick", config=cfg, progress=False,
+                    log=lambda s: None)
+    assert [p.name for p in paths] == [f"halfcheetah-2x3-{lv}.zarr" for lv in
+                                       ("random", "medium-replay", "medium", "expert")]
+    for p in paths:
+        _, info = open_dataset(p)
+        assert info.complete and info.task.id == "halfcheetah-2x3"
+        attrs = info.attrs
+        assert attrs["versions"]["mujoco"] != "absent" and attrs["versions"]["gymnasium-robotics"] != "absent"
+        assert attrs["reference_returns"]["random"]["episodes"] == 2
+    _, rand = open_dataset(paths[0])
+    assert rand.n_transitions == 1_000 and rand.attrs["provenance"]["selection"].startswith("uniform")
+    again = collect("halfcheetah-2x3", "expert", root=tmp_path, preset="quick", config=cfg, progress=False,
+                    log=lambda s: None)
+    assert again == [paths[3]]
+
+    # stop after the first trained segment, resume: the checkpoints equal the uninterrupted run's
+    other = MujocoCollector(parse_task_id("halfcheetah-2x3"), cfg, root=tmp_path / "b", backend="mujoco",
+                            preset="quick", progress=False, log=lambda s: None)
+    other.run.train(stop_when=lambda ckpts: len(ckpts) >= 2)
+    info = other.run.info()
+    info["status"] = "running"  # as if killed there
+    (other.run.info_path).write_text(__import__("json").dumps(info))
+    resumed = other.run.train()
+    first = MujocoCollector(parse_task_id("halfcheetah-2x3"), cfg, root=tmp_path / "quick", backend="mujoco",
+                            preset="quick").run.info()
+    assert [c["digest"] for c in resumed["checkpoints"]] == [c["digest"] for c in first["checkpoints"]]

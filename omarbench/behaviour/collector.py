@@ -338,6 +338,11 @@ def collect(task_id: str, level: str = "all", *, transitions: int | None = None,
     """Collect ``level`` (or ``all``) of a task; returns the dataset paths. Reuses finished work."""
     task = parse_task_id(task_id, flavor)
     levels = resolve_levels(level)
+    if task.engine == "mujoco":  # halfcheetah-2x3: its own settings and random level
+        from omarbench.behaviour.mujoco import collect_mujoco
+
+        return collect_mujoco(task, levels, transitions=transitions, seed=seed, root=root, backend=backend,
+                              preset=preset, progress=progress, log=log, config=config)
     if transitions is not None and transitions <= 0:
         raise UsageError(f"--transitions must be a positive integer, got {transitions}")
     if seed < 0:

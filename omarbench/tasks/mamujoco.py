@@ -185,15 +185,3 @@ def make_mujoco_vec_env(task: Task, num_envs: int, backend: str = "mujoco", seed
     cls = MujocoVecEnv if backend == "mujoco" else MamujocoVecEnv
     return cls(task, num_envs, seed)
 
-
-def package_versions() -> dict[str, str]:
-    """Versions of the packages that shape MuJoCo data (``absent`` if missing)."""
-    from importlib import metadata
-
-    out = {}
-    for name in ("mujoco", "gymnasium-robotics", "gymnasium"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "absent"
-    return out

@@ -60,8 +60,8 @@ def mujoco_preset_config(task: Task, preset: str = "paper") -> CollectConfig:
     if preset not in PRESETS:
         raise bad_choice("preset", preset, PRESETS)
     if preset == "paper":
-        run = RunConfig(total_steps=1_000_000, num_envs=10, segment_episodes=1, updates_per_step=10.0,
-                        warmup_steps=10_000, eval_episodes=10, matd3=HALFCHEETAH_MATD3)
+        run = RunConfig(total_steps=1_000_000, num_envs=5, segment_episodes=1, updates_per_step=5.0,
+                        warmup_steps=5_000, eval_episodes=10, matd3=HALFCHEETAH_MATD3)
         return CollectConfig(run=run, transitions=1_000_000, rollout_envs=100, reference_episodes=1_000,
                              medium_fraction=MEDIUM_FRACTION)
     # quick: one gradient round per batched step of 4 copies (a quarter of the paper's update ratio)

@@ -26,6 +26,8 @@ the initial state exactly as ``env.reset(seed=s)`` does: ``init_qpos + U(-0.1, 0
 
 from __future__ import annotations
 
+import contextlib
+import io
 import warnings
 from typing import Any
 
@@ -45,7 +47,8 @@ def require_mujoco() -> tuple[Any, Any]:
     """The ``mujoco`` and ``gymnasium_robotics.mamujoco_v1`` modules, or a one-line error naming the extra."""
     try:
         import mujoco
-        with warnings.catch_warnings():  # Gymnasium-Robotics warns about unrelated environments on import
+        # Gymnasium-Robotics prints a notice about unrelated environments on import
+        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")
             from gymnasium_robotics import mamujoco_v1
     except ImportError as exc:
@@ -65,10 +68,14 @@ def resolve_backend(task: Task, backend: str) -> str:
 
 def reference_env(task: Task) -> Any:
     """One MaMuJoCo parallel environment of the task, in the authors' observation setting."""
-    _, mamujoco_v1 = require_mujoco()
-    with warnings.catch_warnings():  # MuJoCo 4 deprecates a compiler attribute of the cheetah's XML
-        warnings.simplefilter("ignore")
+    mujoco, mamujoco_v1 = require_mujoco()
+    # MuJoCo 4 prints a deprecation notice about a compiler attribute of the cheetah's XML: keep it quiet
+    previous = mujoco.get_mju_user_warning()
+    mujoco.set_mju_user_warning(lambda message: None)
+    try:
         return mamujoco_v1.parallel_env(SCENARIOS[task.name], task.layout, agent_obsk=0, global_categories=())
+    finally:
+        mujoco.set_mju_user_warning(previous)
 
 
 class MujocoVecEnv(VecEnv):

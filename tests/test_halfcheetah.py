@@ -3,6 +3,7 @@ Gymnasium-Robotics' MaMuJoCo stepped directly, and the one-line errors."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 
 import numpy as np
@@ -53,6 +54,28 @@ def test_missing_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "mujoco", None)  # what an environment without the package imports
     with pytest.raises(UsageError, match=r'mujoco is missing\); install them with: pip install -e "\.\[mujoco\]"'):
         make_vec_env(parse_task_id("halfcheetah-2x3"), 2)
+
+
+def _cli(setup: str, *args: str) -> subprocess.CompletedProcess:
+    code = f"import sys; {setup}; from omarbench.cli import main; sys.argv = ['omarbench', *sys.argv[1:]]; main()"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("setup, args, fragment", [
+    ("pass", ("tasks", "show", "halfcheetah-3x2"), "unknown halfcheetah layout '3x2'; valid choices: 2x3"),
+    pytest.param("pass", ("collect", "halfcheetah-3x2"), "unknown halfcheetah layout '3x2'",
+                 marks=pytest.mark.slow),
+    pytest.param("pass", ("collect", "halfcheetah-2x3", "--backend", "mpe2"), "valid choices: mujoco, mamujoco",
+                 marks=pytest.mark.slow),
+    ("sys.modules['mujoco'] = None", ("tasks", "rollout", "halfcheetah-2x3"), 'pip install -e ".[mujoco]"'),
+    pytest.param("sys.modules['gymnasium_robotics'] = None", ("collect", "halfcheetah-2x3"),
+                 'pip install -e ".[mujoco]"', marks=pytest.mark.slow),
+])
+def test_cli_errors_are_one_line(setup, args, fragment, tmp_path):
+    out = _cli(setup, *args, *(("--root", str(tmp_path)) if args[0] == "collect" else ()))
+    assert out.returncode == 2 and fragment in out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert not any(tmp_path.iterdir())  # nothing half-written
 
 
 def _reference_run(n_envs: int, seed: int, episodes: int, actions: np.ndarray):
@@ -123,8 +146,13 @@ def test_collect_end_to_end(tmp_path):
     from omarbench.data.store import open_dataset
 
     cfg = mujoco_tiny_config()
-    paths = collect("halfcheetah-2x3", "all", root=tmp_path, preset="quick", config=cfg, progress=False,
-                    log=lambda s: None)
+    # the command line with the quick preset's budget cut to the tiny one
+    tiny = "import omarbench.behaviour.mujoco as m; m.mujoco_preset_config = lambda t, p: m.mujoco_tiny_config()"
+    out = _cli(tiny, "collect", "halfcheetah-2x3", "--preset", "quick", "--root", str(tmp_path), "--no-progress")
+    assert out.returncode == 0, out.stderr
+    paths = [tmp_path / "quick" / f"halfcheetah-2x3-{lv}.zarr" for lv in ("random", "medium-replay", "medium",
+                                                                         "expert")]
+    assert all(f"dataset ready: {p}" in out.stdout.replace("\n", "") for p in paths)
     assert [p.name for p in paths] == [f"halfcheetah-2x3-{lv}.zarr" for lv in
                                        ("random", "medium-replay", "medium", "expert")]
     for p in paths:

@@ -80,8 +80,15 @@ def test_cli_errors_are_one_line(setup, args, fragment, tmp_path):
 
 def _reference_run(n_envs: int, seed: int, episodes: int, actions: np.ndarray):
     """MaMuJoCo stepped directly with the VecEnv's seed stream: obs, state, rewards per (episode, step)."""
-    envs = [mamujoco_v1.parallel_env("HalfCheetah", "2x3", agent_obsk=0, global_categories=())
-            for _ in range(n_envs)]
+    import mujoco
+
+    previous = mujoco.get_mju_user_warning()  # MuJoCo 4 warns about the XML (and logs it in the cwd)
+    mujoco.set_mju_user_warning(lambda message: None)
+    try:
+        envs = [mamujoco_v1.parallel_env("HalfCheetah", "2x3", agent_obsk=0, global_categories=())
+                for _ in range(n_envs)]
+    finally:
+        mujoco.set_mju_user_warning(previous)
     names = envs[0].possible_agents
     T = 1000
     obs = np.zeros((episodes, T + 1, n_envs, 2, 6))

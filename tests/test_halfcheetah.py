@@ -148,13 +148,13 @@ def test_seed_stream_and_resume():
 def test_collect_end_to_end(tmp_path):
     """All four levels from a tiny behaviour run; a rerun reuses everything; resuming a stopped run
     ends with the same checkpoints as the uninterrupted run."""
-    from omarbench.behaviour.collector import collect
-    from omarbench.behaviour.mujoco import MujocoCollector, mujoco_tiny_config
+    from omarbench.collect.collector import collect
+    from omarbench.collect.mujoco import MujocoCollector, mujoco_tiny_config
     from omarbench.data.store import open_dataset
 
     cfg = mujoco_tiny_config()
     # the command line with the quick preset's budget cut to the tiny one
-    tiny = "import omarbench.behaviour.mujoco as m; m.mujoco_preset_config = lambda t, p: m.mujoco_tiny_config()"
+    tiny = "import omarbench.collect.mujoco as m; m.mujoco_preset_config = lambda t, p: m.mujoco_tiny_config()"
     out = _cli(tiny, "collect", "halfcheetah-2x3", "--preset", "quick", "--root", str(tmp_path), "--no-progress")
     assert out.returncode == 0, out.stderr
     paths = [tmp_path / "quick" / f"halfcheetah-2x3-{lv}.zarr" for lv in ("random", "medium-replay", "medium",

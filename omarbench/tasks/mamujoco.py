@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 
 from omarbench.errors import UsageError, bad_choice
-from omarbench.tasks.envs import VecEnv
 from omarbench.tasks.spec import Task
+from omarbench.tasks.vec import VecEnv
 
 MUJOCO_BACKENDS: tuple[str, ...] = ("mujoco", "mamujoco")
 EXTRA_HINT = 'pip install -e ".[mujoco]"'

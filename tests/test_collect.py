@@ -10,14 +10,16 @@ import time
 import numpy as np
 import pytest
 
-from omarbench.collect.collector import behaviour_dir, collect, tiny_config
+from omarbench.collect.api import collect
+from omarbench.collect.collector import behaviour_dir, tiny_config
 from omarbench.data import LEVELS, load_dataset
 from omarbench.tasks.spec import parse_task_id
 
 CFG = tiny_config(total_steps=3_000, transitions=1_000)
 CHILD = """
 import sys
-from omarbench.collect.collector import collect, tiny_config
+from omarbench.collect.api import collect
+from omarbench.collect.collector import tiny_config
 collect("spread", "all", root=sys.argv[1], config=tiny_config(total_steps=3_000, transitions=1_000),
         progress=False, log=lambda s: None)
 """

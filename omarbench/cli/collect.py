@@ -29,7 +29,7 @@ def collect_command(
     """Collect datasets: train (or reuse, or resume) the task's behaviour run, then write the levels."""
     from rich.console import Console
 
-    from omarbench.collect.collector import collect
+    from omarbench.collect.api import collect
 
     console = Console()
     paths = collect(task, level, transitions=transitions, seed=seed, root=root, backend=backend, preset=preset,

@@ -32,25 +32,27 @@ def tasks_list(ctx: typer.Context, flavor: opt.Flavor = None) -> None:
     """Table of the tasks, their flavors, agents and dimensions."""
     if ctx.invoked_subcommand is not None:
         return
-    from omarbench.tasks.spec import FLAVORS, default_tasks
+    from omarbench.tasks.spec import FLAVORS, default_tasks, parse_task_id
 
     table = Table(title="omarbench tasks (spread takes -nN, 1 <= N <= 20; add :mpe2 for the stock flavor)")
+    tasks = [t for fl in ([flavor] if flavor else FLAVORS) for t in default_tasks(fl)]
+    if flavor in (None, "paper"):
+        tasks.append(parse_task_id("halfcheetah-2x3"))
     table.add_column("id", no_wrap=True)
     for col in ("flavor", "agents", "learners", "fixed", "obs dims", "act", "return", "T"):
         table.add_column(col)
-    for fl in [flavor] if flavor else FLAVORS:
-        for task in default_tasks(fl):
-            table.add_row(
-                task.id,
-                task.flavor,
-                str(task.n_agents),
-                str(len(task.learner_indices)),
-                str(len(task.fixed_indices)),
-                _dims(task.obs_dims),
-                "2",
-                task.return_rule,
-                str(task.episode_length),
-            )
+    for task in tasks:
+        table.add_row(
+            task.id,
+            task.flavor,
+            str(task.n_agents),
+            str(len(task.learner_indices)),
+            str(len(task.fixed_indices)),
+            _dims(task.obs_dims),
+            str(task.act_dim),
+            task.return_rule,
+            str(task.episode_length),
+        )
     console.print(table)
 
 
@@ -73,6 +75,11 @@ def tasks_show(task_id: TaskArg, flavor: opt.Flavor = None) -> None:
     if fixed is not None:
         note = " (placeholder: not the trained prey)" if getattr(fixed, "is_placeholder", False) else ""
         console.print(f"fixed agents follow: {fixed.name}{note}")
+    if task.engine == "mujoco":
+        from omarbench.tasks.mamujoco import JOINTS
+
+        for a, joints in zip(task.agents, JOINTS[(task.name, task.layout)]):
+            console.print(f"{a.name} drives {', '.join(joints)}")
 
 
 @app.command("rollout")

@@ -37,7 +37,7 @@ from omarbench.paths import check_writable
 from omarbench.tasks.envs import make_vec_env
 from omarbench.tasks.prey import fixed_policy_for
 from omarbench.tasks.reference_policies import UNIFORM_RANDOM, policy_returns, uniform_actions
-from omarbench.tasks.spec import Task, parse_task_id
+from omarbench.tasks.spec import Task
 from omarbench.vocab import check_preset
 
 # Fraction of the way from random to expert of the authors' medium datasets (docs/protocol.md §2).
@@ -340,25 +340,11 @@ def resolve_levels(level: str) -> list[str]:
     return [level]
 
 
-def collect(task_id: str, level: str = "all", *, transitions: int | None = None, seed: int = 0,
-            root: str | os.PathLike | None = None, backend: str = "numpy", preset: str = "paper",
-            flavor: str | None = None, progress: bool = True, log: Callable[[str], None] = print,
-            config: CollectConfig | None = None) -> list[Path]:
-    """Collect ``level`` (or ``all``) of a task; returns the dataset paths. Reuses finished work.
-
-    maze2d tasks have no behaviour run: their one dataset comes from the waypoint controller.
-    """
-    from omarbench.tasks.maze2d import is_maze2d
-
-    if is_maze2d(task_id):
-        from omarbench.collect.waypoint import collect_maze2d
-
-        if backend != "numpy" or flavor not in (None, "paper"):
-            raise UsageError(f"{task_id} has one engine and one flavor: drop --backend / --flavor")
-        return collect_maze2d(task_id, level, transitions=transitions, seed=seed, root=root, preset=preset,
-                              progress=progress, log=log)
-    task = parse_task_id(task_id, flavor)
-    levels = resolve_levels(level)
+def collect_mpe(task: Task, levels: list[str], *, transitions: int | None = None, seed: int = 0,
+                root: str | os.PathLike | None = None, backend: str = "numpy", preset: str = "paper",
+                progress: bool = True, log: Callable[[str], None] = print,
+                config: CollectConfig | None = None) -> list[Path]:
+    """The MPE collector behind :func:`omarbench.collect.api.collect`."""
     if transitions is not None and transitions <= 0:
         raise UsageError(f"--transitions must be a positive integer, got {transitions}")
     if seed < 0:
@@ -371,12 +357,6 @@ def collect(task_id: str, level: str = "all", *, transitions: int | None = None,
                      progress=progress).collect(levels, transitions)
 
 
-def ensure_dataset(task_id: str, level: str, *, preset: str = "paper", root: str | os.PathLike | None = None,
-                   backend: str = "numpy", seed: int = 0, progress: bool = True) -> Path:
-    """The path of a complete dataset, collecting it first if it is missing or unfinished."""
-    return collect(task_id, level, seed=seed, root=root, backend=backend, preset=preset, progress=progress)[0]
-
-
 def tiny_config(total_steps: int = 4_000, transitions: int = 2_000) -> CollectConfig:
     """A seconds-long configuration for tests and smoke runs."""
     run = RunConfig(total_steps=total_steps, num_envs=8, segment_episodes=5, warmup_steps=500, eval_episodes=10,
@@ -384,4 +364,4 @@ def tiny_config(total_steps: int = 4_000, transitions: int = 2_000) -> CollectCo
     return CollectConfig(run=run, transitions=transitions, rollout_envs=40, reference_episodes=20)
 
 
-__all__ = ["CollectConfig", "Collector", "collect", "ensure_dataset", "preset_config", "tiny_config"]
+__all__ = ["CollectConfig", "Collector", "collect_mpe", "preset_config", "tiny_config"]

@@ -78,7 +78,7 @@ def state_digest(state_dict: dict[str, torch.Tensor]) -> str:
 
 
 class ActorPolicy:
-    """A frozen actor as a batched numpy policy ``obs[E, d] -> actions[E, 2]`` (deterministic)."""
+    """A frozen actor as a batched numpy policy ``obs[E, d] -> actions[E, act_dim]`` (deterministic)."""
 
     def __init__(self, actor: Actor, name: str, digest: str):
         self.actor = actor.eval()
@@ -145,7 +145,7 @@ class BehaviourRun:
 
     def load_actors(self, index: int) -> list[Actor]:
         state = torch.load(self.dir / "checkpoints" / f"{index:04d}.pt", weights_only=True)
-        actors = [Actor(d, 2, self.cfg.matd3.hidden) for d in self.obs_dims]
+        actors = [Actor(d, self.task.act_dim, self.cfg.matd3.hidden) for d in self.obs_dims]
         for a, s in zip(actors, state["actors"]):
             a.load_state_dict(s)
             a.eval()
@@ -244,8 +244,8 @@ class BehaviourRun:
     def _train(self, info: dict[str, Any], progress: Callable[[int, int, float], None] | None,
                stop_when: Callable[[list[dict[str, Any]]], bool] | None) -> dict[str, Any]:
         cfg, task = self.cfg, self.task
-        learner = MATD3(self.obs_dims, cfg.matd3, seed=self.seed)
-        buffer = ReplayBuffer(self.obs_dims, cfg.buffer_size)
+        learner = MATD3(self.obs_dims, cfg.matd3, seed=self.seed, act_dim=task.act_dim)
+        buffer = ReplayBuffer(self.obs_dims, cfg.buffer_size, act_dim=task.act_dim)
         np_rng = np.random.default_rng(self.seed + 2)
         env = make_vec_env(task, cfg.num_envs, self.backend, seed=self.seed, fixed_policy=self.fixed_policy)
         started = time.time()

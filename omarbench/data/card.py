@@ -23,6 +23,9 @@ from omarbench.tasks.maze2d import is_maze2d
 
 DEFAULT_CARD_DIR = "dataset_cards"
 
+RULE_TEXT = {"mean_over_agents": "Σ_t mean over agents of r_i", "agent0": "Σ_t r of agent 0",
+             "shared": "Σ_t r, the one reward every agent receives"}
+
 
 def _fmt(x: Any, digits: int = 2) -> str:
     if x is None:
@@ -178,7 +181,7 @@ def render_card(info: StoreInfo, agents: list[dict[str, Any]], png_name: str, no
         f"| transitions | {_fmt(info.n_transitions)} |",
         f"| episodes | {_fmt(info.n_episodes)} (episode length {task.episode_length}) |",
         f"| reported return | rule `{task.return_rule}` "
-        f"({'Σ_t mean over agents of r_i' if task.return_rule == 'mean_over_agents' else 'Σ_t r of agent 0'}) |",
+        f"({RULE_TEXT[task.return_rule]}) |",
         f"| digest | `{info.digest}` ({a.get('digest_algorithm')}) |",
         f"| schema | version {a.get('schema_version')}, omarbench {a.get('omarbench_version')} |",
         f"| created / finalized | {a.get('created')} / {a.get('finalized')} |",

@@ -15,12 +15,16 @@ import numpy as np
 from omarbench import __version__
 
 PACKAGES: tuple[str, ...] = ("numpy", "torch", "zarr", "numcodecs", "mpe2", "pettingzoo")
+MUJOCO_PACKAGES: tuple[str, ...] = ("mujoco", "gymnasium-robotics", "gymnasium")  # MuJoCo tasks add these
 
 
-def package_versions() -> dict[str, str]:
-    """Versions of python, omarbench and the packages that shape the data (``"absent"`` if missing)."""
+def package_versions(engine: str = "mpe") -> dict[str, str]:
+    """Versions of python, omarbench and the packages that shape the data (``"absent"`` if missing).
+
+    ``engine`` is the task's (``Task.engine``): MuJoCo tasks also record mujoco and gymnasium-robotics.
+    """
     out = {"python": platform.python_version(), "omarbench": __version__}
-    for name in PACKAGES:
+    for name in PACKAGES + (MUJOCO_PACKAGES if engine == "mujoco" else ()):
         try:
             out[name] = importlib_metadata.version(name)
         except importlib_metadata.PackageNotFoundError:

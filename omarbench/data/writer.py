@@ -179,7 +179,7 @@ class DatasetWriter:
                 "digest_algorithm": schema.DIGEST_ALGORITHM,
                 "created": now_utc(),
                 "command": command_line(),
-                "versions": package_versions(),
+                "versions": package_versions(task.engine),
                 **USER_DEFAULTS,
                 **user,
             }
@@ -208,7 +208,7 @@ class DatasetWriter:
         writer._group.attrs.update({
             "resumed": [*writer._group.attrs.get("resumed", []), {
                 "at": now_utc(), "from_transitions": writer._n_rows, "from_episodes": writer._n_episodes,
-                "command": command_line(), "versions": package_versions(),
+                "command": command_line(), "versions": package_versions(writer.task.engine),
             }]
         })
         if durable:

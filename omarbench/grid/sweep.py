@@ -306,7 +306,7 @@ def _default_results_dir(root: str | None) -> Path:
 
 
 def _real_ensure_dataset(task: str, level: str, **kwargs: Any) -> Any:
-    from omarbench.collect.collector import ensure_dataset
+    from omarbench.collect.api import ensure_dataset
 
     return ensure_dataset(task, level, **kwargs)
 

@@ -4,10 +4,12 @@ Every consumer (collection, offline evaluation, the CLI) makes environments here
 
     env = make_vec_env(task, num_envs=64, backend="numpy", seed=0)
     obs = env.reset()                      # list over ALL agents of [E, obs_dim_i] float64
-    step = env.step(learner_actions)       # [E, n_learners, 2]; fixed agents act inside
+    step = env.step(learner_actions)       # [E, n_learners, act_dim]; fixed agents act inside
 
 Fixed agents (the prey of tag/world) are driven inside the environment by a batched policy
-``obs[E, obs_dim] -> actions[E, 2]``, so callers only supply the learners' actions.
+``obs[E, obs_dim] -> actions[E, 2]``, so callers only supply the learners' actions. MuJoCo tasks
+(``halfcheetah-2x3``, actions of 3) run on their own backends, ``mujoco`` and ``mamujoco``
+(``omarbench.tasks.mamujoco``).
 
 **Auto-reset rule.** After the step that reaches the episode length (25), the environment records
 the final observation in ``Step.next_obs`` and then resets that copy; ``Step.obs`` holds the first
@@ -69,7 +71,8 @@ def make_vec_env(
 ) -> VecEnv:
     """E environments of ``task`` on the chosen backend (``numpy`` batched engine or ``mpe2`` reference).
 
-    maze2d tasks have one engine (MuJoCo), chosen by the default backend.
+    maze2d tasks have one engine (MuJoCo), chosen by the default backend; multi-agent MuJoCo tasks take
+    ``mujoco`` (batched, the default: ``numpy`` picks it too) or ``mamujoco`` (reference).
     """
     from omarbench.tasks import maze2d
 
@@ -79,6 +82,10 @@ def make_vec_env(
         from omarbench.tasks.maze2d_env import Maze2dVecEnv
 
         return Maze2dVecEnv(task, num_envs, seed)
+    if task.engine == "mujoco":
+        from omarbench.tasks.mamujoco import make_mujoco_vec_env
+
+        return make_mujoco_vec_env(task, num_envs, backend, seed)
     check_backend(backend)
     if backend == "mpe2":
         return ReferenceVecEnv(task, num_envs, seed, fixed_policy)

@@ -2,8 +2,8 @@
 
 Episodes run side by side (up to ``MAX_BATCH`` copies at once) on the chosen backend. Episode ``k`` is
 reset with seed ``seed + k`` whatever the batch size (see the seed stream in ``omarbench.tasks.envs``);
-the learners' actions come from one generator seeded with ``seed``, drawn ``[copies, learners, 2]`` per
-step.
+the learners' actions come from one generator seeded with ``seed``, drawn ``[copies, learners, act_dim]``
+per step.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class RolloutSummary:
 
 
 def random_rollout(task: Task, episodes: int = 10, seed: int = 0, backend: str = "numpy") -> RolloutSummary:
-    """Learners act uniformly in [-1, 1]²; fixed agents follow the task's fixed policy."""
+    """Learners act uniformly in [-1, 1]^act_dim; fixed agents follow the task's fixed policy."""
     if episodes < 1:
         raise UsageError(f"episodes must be a positive integer, got {episodes}")
     copies = min(episodes, MAX_BATCH)
@@ -50,7 +50,7 @@ def random_rollout(task: Task, episodes: int = 10, seed: int = 0, backend: str =
     env.reset()
     for r in range(rounds):  # round r holds episodes r * copies + e (the env's own seed stream)
         for t in range(task.episode_length):
-            rewards[r, :, t] = env.step(rng.uniform(-1, 1, (copies, n_learners, 2))).rewards
+            rewards[r, :, t] = env.step(rng.uniform(-1, 1, (copies, n_learners, task.act_dim))).rewards
     returns = task.reported_return(rewards.reshape(rounds * copies, task.episode_length, task.n_agents))
     fixed = env.fixed_policy
     return RolloutSummary(task.id, episodes, returns[:episodes], fixed.name if fixed else None, backend)

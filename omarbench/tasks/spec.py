@@ -8,6 +8,7 @@ A :class:`Task` is a plain, hashable description that recreates its environment 
     tag, world        predator-prey tasks: 3 learning predators, 1 fixed prey
     tag:mpe2          any id with ``:FLAVOR`` picks the flavor (``paper`` is the default)
     maze2d-umaze      single-agent D4RL maze2d on PointMaze physics (also maze2d-medium, maze2d-large)
+    halfcheetah-2x3   two-agent MuJoCo HalfCheetah (MaMuJoCo's 2x3 layout; one flavor, ``paper``)
 """
 
 from __future__ import annotations
@@ -29,8 +30,14 @@ SPREAD_DEFAULT_AGENTS = 3
 EPISODE_LENGTH = 25
 ACT_DIM = 2
 
+# Multi-agent MuJoCo tasks (PROTOCOL §7): layout "AxJ" = A agents of J joints each. Observation sizes are
+# those of MaMuJoCo with agent_obsk=0 and no global categories (each agent sees its joints' qpos and qvel).
+MUJOCO_TASKS: dict[str, dict[str, object]] = {
+    "halfcheetah": {"layouts": ("2x3",), "episode_length": 1000},
+}
+
 Role = Literal["learner", "fixed"]
-ReturnRule = Literal["mean_over_agents", "agent0"]
+ReturnRule = Literal["mean_over_agents", "agent0", "shared"]
 
 
 @dataclass(frozen=True)
@@ -49,7 +56,8 @@ class Task:
 
     ``return_rule`` says how the reported (paper) return is made from per-agent rewards:
     ``mean_over_agents`` sums over steps the mean over agents (spread), ``agent0`` sums over
-    steps the reward of agent 0, the first predator (tag, world).
+    steps the reward of agent 0, the first predator (tag, world), ``shared`` sums over steps the one
+    team reward every agent receives (MuJoCo tasks).
     """
 
     name: str
@@ -64,10 +72,31 @@ class Task:
         return len(self.agents)
 
     @property
+    def engine(self) -> str:
+        """``mpe`` (particle tasks) or ``mujoco``."""
+        return "mujoco" if self.name in MUJOCO_TASKS else "mpe"
+
+    @property
+    def layout(self) -> str | None:
+        """MuJoCo agent layout ``AxJ`` (agents x joints each), ``None`` for MPE tasks."""
+        return f"{self.n_agents}x{self.act_dim}" if self.engine == "mujoco" else None
+
+    @property
+    def act_dim(self) -> int:
+        """The action size every agent shares (ValueError for a task with mixed sizes)."""
+        dims = set(self.act_dims)
+        if len(dims) != 1:
+            raise ValueError(f"task {self.name!r} mixes action sizes {sorted(dims)}")
+        return dims.pop()
+
+    @property
     def id(self) -> str:
-        """Canonical id: ``spread``, ``spread-n5``, ``tag``, ``world`` plus ``:mpe2`` when not paper."""
+        """Canonical id: ``spread``, ``spread-n5``, ``tag``, ``world`` plus ``:mpe2`` when not paper;
+        ``halfcheetah-2x3``."""
         base = self.name
-        if self.name == "spread" and self.n_agents != SPREAD_DEFAULT_AGENTS:
+        if self.engine == "mujoco":
+            base = f"{self.name}-{self.layout}"
+        elif self.name == "spread" and self.n_agents != SPREAD_DEFAULT_AGENTS:
             base = f"spread-n{self.n_agents}"
         return base if self.flavor == "paper" else f"{base}:{self.flavor}"
 
@@ -92,6 +121,7 @@ class Task:
         rewards = np.asarray(rewards)
         if rewards.shape[-1] != self.n_agents:
             raise ValueError(f"rewards last axis is {rewards.shape[-1]}, task has {self.n_agents} agents")
+        # "shared": every agent holds the same team reward, so agent 0's column is the reward
         per_step = rewards.mean(axis=-1) if self.return_rule == "mean_over_agents" else rewards[..., 0]
         return per_step.sum(axis=-1)
 
@@ -152,7 +182,19 @@ def _make_maze2d(text: str, flavor: str | None) -> Task:
     return Task(name, "paper", (agent,), "agent0", episode_length=maze2d.EPISODE_LENGTHS[maze])
 
 
+def _make_mujoco(name: str, layout: str, flavor: str) -> Task:
+    info = MUJOCO_TASKS[name]
+    if flavor != "paper":
+        raise UsageError(f"task {name}-{layout} has one flavor; unknown flavor {flavor!r}; valid choices: paper")
+    if layout not in info["layouts"]:
+        raise bad_choice(f"{name} layout", layout, info["layouts"])
+    n_agents, joints = (int(x) for x in layout.split("x"))
+    agents = tuple(AgentSpec(f"agent_{i}", "learner", 2 * joints, joints) for i in range(n_agents))
+    return Task(name, flavor, agents, "shared", episode_length=int(info["episode_length"]))
+
+
 _ID_RE = re.compile(r"^(?P<name>[a-z]+)(?:-n(?P<n>-?\d+))?$")
+_MUJOCO_RE = re.compile(r"^(?P<name>[a-z]+)(?:-(?P<layout>.*))?$")
 
 
 def parse_task_id(task_id: str, flavor: str | None = None) -> Task:
@@ -174,9 +216,16 @@ def parse_task_id(task_id: str, flavor: str | None = None) -> Task:
     if maze2d.is_maze2d(text):
         return _make_maze2d(text, id_flavor or flavor)
 
+    mj = _MUJOCO_RE.match(text)
+    if mj and mj.group("name") in MUJOCO_TASKS:
+        name = mj.group("name")
+        if mj.group("layout") is None:
+            raise UsageError(f"task {name!r} needs a layout, e.g. {name}-{MUJOCO_TASKS[name]['layouts'][0]}")
+        return _make_mujoco(name, mj.group("layout"), chosen)
     m = _ID_RE.match(text)
     if not m or m.group("name") not in TASK_NAMES:
-        raise bad_choice("task", task_id, ("spread", "spread-nN", "tag", "world", *maze2d.TASK_IDS))
+        valid = ("spread", "spread-nN", "tag", "world", "halfcheetah-2x3", *maze2d.TASK_IDS)
+        raise bad_choice("task", task_id, valid)
     name, n = m.group("name"), m.group("n")
     if name != "spread":
         if n is not None:

@@ -21,7 +21,7 @@ class Step:
 
     obs: list[np.ndarray]  # per agent [E, obs_dim]: observation to act on next (post auto-reset)
     next_obs: list[np.ndarray]  # per agent [E, obs_dim]: the true successor of this step's state
-    actions: np.ndarray  # [E, n_agents, 2]: the actions applied (fixed agents' filled in)
+    actions: np.ndarray  # [E, n_agents, act_dim]: the actions applied (fixed agents' filled in)
     rewards: np.ndarray  # [E, n_agents]
     truncated: np.ndarray  # [E] bool: this step ended the episode by the time limit
     terminated: np.ndarray  # [E] bool: always False on MPE (no terminal states)
@@ -39,6 +39,7 @@ class VecEnv:
         self.fixed_policy = fixed_policy if fixed_policy is not None else fixed_policy_for(task)
         self._learners = np.array(task.learner_indices)
         self._fixed = np.array(task.fixed_indices, dtype=int)
+        self._act_dim = task.act_dim
         self._episodes = np.zeros(num_envs, dtype=np.int64)
         self.t = np.zeros(num_envs, dtype=np.int64)
         self._obs: list[np.ndarray] | None = None
@@ -48,7 +49,7 @@ class VecEnv:
         raise NotImplementedError
 
     def _step_all(self, actions: np.ndarray) -> np.ndarray:
-        """Apply all agents' actions [E, n_agents, 2] to every copy; return rewards [E, n_agents]."""
+        """Apply all agents' actions [E, n_agents, act_dim] to every copy; return rewards [E, n_agents]."""
         raise NotImplementedError
 
     def _observe(self) -> list[np.ndarray]:
@@ -86,17 +87,17 @@ class VecEnv:
         return self._obs
 
     def fixed_actions(self, obs: list[np.ndarray]) -> np.ndarray:
-        """Actions [E, n_fixed, 2] of the fixed agents for the given observations."""
+        """Actions [E, n_fixed, act_dim] of the fixed agents for the given observations."""
         if len(self._fixed) == 0:
-            return np.zeros((self.num_envs, 0, 2))
+            return np.zeros((self.num_envs, 0, self._act_dim))
         return np.stack([np.asarray(self.fixed_policy(obs[i]), np.float64) for i in self._fixed], axis=1)
 
     def step(self, learner_actions: np.ndarray) -> Step:
         learner_actions = np.asarray(learner_actions, dtype=np.float64)
-        want = (self.num_envs, len(self._learners), 2)
+        want = (self.num_envs, len(self._learners), self._act_dim)
         if learner_actions.shape != want:
             raise ValueError(f"learner actions must be shaped {want}, got {learner_actions.shape}")
-        actions = np.zeros((self.num_envs, self.task.n_agents, 2))
+        actions = np.zeros((self.num_envs, self.task.n_agents, self._act_dim))
         actions[:, self._learners] = learner_actions
         if len(self._fixed):
             actions[:, self._fixed] = self.fixed_actions(self.obs)

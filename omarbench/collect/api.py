@@ -1,0 +1,49 @@
+"""Collect datasets of any task: the one entry point of the collection stage.
+
+MPE tasks train (or reuse) a MATD3 behaviour run and write four levels (:mod:`omarbench.collect.collector`);
+multi-agent MuJoCo tasks do the same with their own settings (:mod:`omarbench.collect.mujoco`); maze2d's one
+dataset comes from the waypoint controller (:mod:`omarbench.collect.waypoint`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from omarbench.collect.collector import CollectConfig, collect_mpe, resolve_levels
+from omarbench.errors import UsageError
+from omarbench.tasks.maze2d import is_maze2d
+from omarbench.tasks.spec import parse_task_id
+
+
+def collect(task_id: str, level: str = "all", *, transitions: int | None = None, seed: int = 0,
+            root: str | os.PathLike | None = None, backend: str = "numpy", preset: str = "paper",
+            flavor: str | None = None, progress: bool = True, log: Callable[[str], None] = print,
+            config: CollectConfig | None = None) -> list[Path]:
+    """Collect ``level`` (or ``all``) of a task; returns the dataset paths. Reuses finished work.
+
+    maze2d tasks have no behaviour run: their one dataset comes from the waypoint controller.
+    """
+    if is_maze2d(task_id):
+        from omarbench.collect.waypoint import collect_maze2d
+
+        if backend != "numpy" or flavor not in (None, "paper"):
+            raise UsageError(f"{task_id} has one engine and one flavor: drop --backend / --flavor")
+        return collect_maze2d(task_id, level, transitions=transitions, seed=seed, root=root, preset=preset,
+                              progress=progress, log=log)
+    task = parse_task_id(task_id, flavor)
+    levels = resolve_levels(level)
+    if task.engine == "mujoco":  # halfcheetah-2x3: its own settings and random level
+        from omarbench.collect.mujoco import collect_mujoco
+
+        return collect_mujoco(task, levels, transitions=transitions, seed=seed, root=root, backend=backend,
+                              preset=preset, progress=progress, log=log, config=config)
+    return collect_mpe(task, levels, transitions=transitions, seed=seed, root=root, backend=backend, preset=preset,
+                       progress=progress, log=log, config=config)
+
+
+def ensure_dataset(task_id: str, level: str, *, preset: str = "paper", root: str | os.PathLike | None = None,
+                   backend: str = "numpy", seed: int = 0, progress: bool = True) -> Path:
+    """The path of a complete dataset, collecting it first if it is missing or unfinished."""
+    return collect(task_id, level, seed=seed, root=root, backend=backend, preset=preset, progress=progress)[0]

@@ -17,6 +17,9 @@ one vector environment.
 
 A seed whose losses become non-finite stops being evaluated and is recorded ``failed`` with the round
 and the loss that broke; the other seeds go on (members never share gradients or statistics).
+
+Every ``checkpoint_every`` rounds the whole state of the job is saved (:mod:`omarbench.checkpoint`); a
+job that was killed resumes from its last checkpoint and ends bit for bit as if it had never stopped.
 """
 
 from __future__ import annotations
@@ -154,9 +157,16 @@ def train(
     overrides: Mapping[str, Any] | None = None,
     progress: bool = True,
     dataset=None,
+    checkpoint_every: int | None = None,
 ) -> list[dict]:
     """Train ``algo`` on the (task, level) dataset with every seed batched; write and return one record
-    per seed (in the order of ``seeds``). ``dataset`` may be an in-memory dataset (tests)."""
+    per seed (in the order of ``seeds``). ``dataset`` may be an in-memory dataset (tests).
+
+    ``checkpoint_every``: rounds between checkpoints (default ``$OMARBENCH_CHECKPOINT_EVERY`` or
+    :data:`omarbench.checkpoint.DEFAULT_EVERY`; 0 turns them off)."""
+    from omarbench import checkpoint as ck
+    from omarbench.guard import check_output_dir, clean_stale_temps
+
     name = canonical_name(algo)
     task_obj = parse_task_id(task) if isinstance(task, str) else task
     check_level(level)
@@ -166,6 +176,12 @@ def train(
         raise bad_choice("backend", backend, BACKENDS)
     dev = _check_device(device)
     cfg = make_config(name, task_obj, level, preset, overrides)
+    every = ck.resolve_every(checkpoint_every)
+    if results_dir is None:
+        from omarbench.data import default_root
+
+        results_dir = str((Path(root).expanduser() if root else default_root()) / "results")
+    check_output_dir(results_dir, "results folder")
 
     if dataset is None:
         from omarbench.data import dataset_id, load_dataset
@@ -176,10 +192,7 @@ def train(
         raise UsageError(f"dataset {dataset.id!r} is for task {ds_task.id!r}, not {task_obj.id!r}")
     if getattr(dataset, "level", level) != level:
         raise UsageError(f"dataset {dataset.id!r} is of level {dataset.level!r}, not {level!r}")
-    if results_dir is None:
-        from omarbench.data import default_root
-
-        results_dir = str((Path(root).expanduser() if root else default_root()) / "results")
+    clean_stale_temps(results_dir)  # what killed writers left in the results folder
 
     t0 = time.perf_counter()
     learners = Learners(get_algorithm(name)(cfg), seeds, dataset, dev)
@@ -190,6 +203,12 @@ def train(
     curves: list[list[dict]] = [[] for _ in seeds]
     failed: dict[int, str] = {}
     S = len(seeds)
+    version = rs.code_version(name)
+    config = cfg.to_dict()
+    keys = [rs.run_key(name, task_obj.id, level, s, preset, config, ds_info["digest"], version) for s in seeds]
+    ckpt = ck.Checkpointer(results_dir, ck.job_identity(
+        algo=name, task=task_obj.id, level=level, seeds=seeds, preset=preset, config=config,
+        dataset_digest=ds_info["digest"], code_version=version, device=str(dev), backend=backend), every)
 
     def policy(obs):
         return learners.act(obs)
@@ -207,32 +226,73 @@ def train(
         alive = [float(returns[k]) for k in range(S) if k not in failed]
         return float(np.mean(alive)) if alive else None
 
-    bar = _Progress(f"{name} {task_obj.id} {level} seeds {','.join(map(str, seeds))}", cfg.rounds, progress)
-    try:
-        last = evaluate(0)
-        bar.update(0, last, _normalise(last, ref) if last is not None else None)
-        for r in range(1, cfg.rounds + 1):
-            losses = learners.update()  # [S, n_learners, 2]
-            finite = torch.isfinite(losses)
-            if not bool(finite.all()):
-                for k in range(S):
-                    if k not in failed and not bool(finite[k].all()):
-                        which = "critic" if not bool(finite[k, :, 0].all()) else "actor"
-                        failed[k] = f"non-finite {which} loss at round {r}"
-                if len(failed) == S:
-                    break
-            if r % cfg.eval_every == 0 or r == cfg.rounds:
-                last = evaluate(r)
-            bar.update(r, last, _normalise(last, ref) if last is not None else None)
-        final = None
-        if len(failed) < S:
-            final = Evaluator(task_obj, seeds, cfg.final_episodes, backend, dev).run(policy)
-    finally:
-        bar.close()
-    wall = time.perf_counter() - t0
+    with ckpt:
+        if ckpt.lock.waited:  # another process trained this job meanwhile: its records may be there now
+            done = _finished_records(results_dir, name, task_obj.id, level, seeds, keys)
+            if done is not None:
+                return done
+        state = ckpt.load()
+        start, spent = 1, 0.0
+        if state is not None:
+            ckpt.restore(state, learners)
+            loop = state["loop"]
+            curves, failed, last = loop["curves"], {int(k): v for k, v in loop["failed"]}, loop["last"]
+            start, spent = int(state["round"]) + 1, float(loop["wall_time_s"])
+        bar = _Progress(f"{name} {task_obj.id} {level} seeds {','.join(map(str, seeds))}", cfg.rounds, progress)
+        try:
+            if state is None:
+                last = evaluate(0)
+            bar.update(start - 1, last, _normalise(last, ref) if last is not None else None)
+            for r in range(start, cfg.rounds + 1):
+                losses = learners.update()  # [S, n_learners, 2]
+                finite = torch.isfinite(losses)
+                if not bool(finite.all()):
+                    for k in range(S):
+                        if k not in failed and not bool(finite[k].all()):
+                            which = "critic" if not bool(finite[k, :, 0].all()) else "actor"
+                            failed[k] = f"non-finite {which} loss at round {r}"
+                    if len(failed) == S:
+                        break
+                if r % cfg.eval_every == 0 or r == cfg.rounds:
+                    last = evaluate(r)
+                if ckpt.due(r, cfg.rounds):
+                    ckpt.save(round_=r, learners=learners, loop={
+                        "curves": curves, "failed": sorted(failed.items()), "last": last,
+                        "wall_time_s": spent + time.perf_counter() - t0})
+                bar.update(r, last, _normalise(last, ref) if last is not None else None)
+            final = None
+            if len(failed) < S:
+                final = Evaluator(task_obj, seeds, cfg.final_episodes, backend, dev).run(policy)
+        finally:
+            bar.close()
+        wall = spent + time.perf_counter() - t0
+        weights = ck.weights_digest(learners)
+        records = _write_records(results_dir, name, task_obj, level, seeds, keys, preset, config, ds_info, ref,
+                                 version, dev, backend, failed, final, curves, wall, weights)
+        ckpt.remove()
+    return records
 
-    version = rs.code_version(name)
-    config = cfg.to_dict()
+
+def _finished_records(results_dir, name, task_id, level, seeds, keys) -> list[dict] | None:
+    """The ``ok`` records of every seed of a job if they are all on disk, else None."""
+    import json
+
+    out = []
+    for seed, key in zip(seeds, keys):
+        path = Path(results_dir) / rs.record_filename({"algo": name, "task": task_id, "level": level,
+                                                       "seed": seed, "key": key})
+        try:
+            rec = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if rec.get("status") != "ok" or rec.get("key") != key:
+            return None
+        out.append(rec)
+    return out
+
+
+def _write_records(results_dir, name, task_obj, level, seeds, keys, preset, config, ds_info, ref, version,
+                   dev, backend, failed, final, curves, wall, weights) -> list[dict]:
     records = []
     for k, seed in enumerate(seeds):
         ok = k not in failed and final is not None
@@ -243,13 +303,14 @@ def train(
                    "normalised": _normalise(score, ref)}
         record = {
             "schema": rs.SCHEMA,
-            "key": rs.run_key(name, task_obj.id, level, seed, preset, config, ds_info["digest"], version),
+            "key": keys[k],
             "algo": name, "task": task_obj.id, "level": level, "seed": int(seed), "preset": preset,
             "config": config, "dataset": ds_info, "reference_returns": ref, "code_version": version,
             "git": rs.git_revision(),
             "device": str(dev), "backend": backend, "status": "ok" if ok else "failed",
             "reason": None if ok else failed[k],
             "curve": curves[k], "final": fin if ok else None, "wall_time_s": wall, "created": rs.utc_now(),
+            "weights_sha256": weights,
         }
         rs.write_record(results_dir, record)
         records.append(record)

@@ -30,6 +30,10 @@ def report_command(
     ] = None,
     root: Annotated[Path | None, typer.Option("--root", help="Data root, for the default results directory.")]
     = None,
+    skip_bad: Annotated[
+        bool, typer.Option("--skip-bad", help="Leave out malformed record files (listed in the report) "
+                                               "instead of stopping.")
+    ] = False,
 ) -> None:
     """Tables (Markdown, LaTeX, CSV), aggregates with CIs, the paper side by side, plots: from records alone."""
     from rich.console import Console
@@ -47,7 +51,7 @@ def report_command(
     data_root = preset_root(default_root(root), preset or "paper")
     results_dir = results if results is not None else data_root / "results"
     summary = build_report(results_dir, out, references=references, scaling=scaling, preset=preset,
-                           tasks=task_list)
+                           tasks=task_list, skip_bad=skip_bad)
     console = Console()
     for note in summary.notes:
         console.print(f"note: {note}", markup=False, highlight=False)

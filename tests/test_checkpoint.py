@@ -25,7 +25,7 @@ from omarbench.train import train
 
 TASK = parse_task_id("spread-n1")
 TINY = {"rounds": 12, "eval_every": 3, "eval_episodes": 2, "final_episodes": 4, "batch_size": 32}
-VOLATILE = ("wall_time_s", "created")
+VOLATILE = ("wall_time_s", "created", "git")  # timings, and the commit (provenance only)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -18,6 +18,7 @@ seed and resumable (each round of episodes draws its noise from a stream keyed b
 from __future__ import annotations
 
 import os
+import shlex
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -31,6 +32,7 @@ from omarbench.behaviour.run import ActorPolicy, BehaviourRun, RunConfig, atomic
 from omarbench.data import LEVELS, DatasetWriter, dataset_id, dataset_path, default_root, preset_root
 from omarbench.data.store import open_store
 from omarbench.errors import OmarbenchError, UsageError, bad_choice
+from omarbench.guard import clean_stale_temps
 from omarbench.tasks.envs import make_vec_env
 from omarbench.tasks.prey import fixed_policy_for
 from omarbench.tasks.spec import Task, parse_task_id
@@ -193,6 +195,7 @@ class Collector:
         if path.exists():
             _, store = open_store(path)  # one-line error if it is not a dataset
             if store.complete:
+                check_intact(path, dataset_id(self.task, level))
                 self.log(f"{dataset_id(self.task, level)} is complete: {path}")
                 return None
             self.log(f"resuming {dataset_id(self.task, level)} at {store.n_transitions:,} transitions")
@@ -279,15 +282,18 @@ class Collector:
         return bar()
 
     def collect(self, levels: Sequence[str], transitions: int | None = None) -> list[Path]:
-        self.train()
-        plan = self.plan()
-        out = []
-        for level in levels:
-            if level == "medium-replay":
-                out.append(self.write_replay(plan))
-            else:
-                out.append(self.write_rollout(level, plan, transitions or self.cfg.transitions))
-        return out
+        # one writer per behaviour run and its datasets at a time: a second collect waits, then reuses
+        with self.run.lock(log=self.log):
+            clean_stale_temps(self.root)  # half-made stores (.<id>.zarr.creating-*) of killed collects
+            self.train()
+            plan = self.plan()
+            out = []
+            for level in levels:
+                if level == "medium-replay":
+                    out.append(self.write_replay(plan))
+                else:
+                    out.append(self.write_rollout(level, plan, transitions or self.cfg.transitions))
+            return out
 
 
 class _Frames:
@@ -321,6 +327,21 @@ class _Frames:
             episodes(self.rewards),
             [episodes([f[i] for f in self.next_obs]) for i in range(n)],
             np.zeros_like(trunc), trunc)
+
+
+def check_intact(path: Path, did: str) -> None:
+    """A complete dataset must also be intact (checksums, digest, episodes): else a one-line error saying
+    what is wrong and what to do (collect never rewrites a finished dataset)."""
+    from omarbench.data.verify import verify_dataset
+
+    result = verify_dataset(path)
+    if not result.ok:
+        more = f" (and {len(result.problems) - 1} more problem(s))" if len(result.problems) > 1 else ""
+        raise OmarbenchError(
+            f"dataset {did} at {str(path)!r} is complete but damaged: {result.problems[0]}{more}; "
+            f"delete it (rm -r {shlex.quote(str(path))}) and run the same command again to collect it anew "
+            "(the behaviour run is reused)"
+        )
 
 
 def resolve_levels(level: str) -> list[str]:

@@ -30,6 +30,7 @@ import torch
 
 from omarbench.behaviour.matd3 import MATD3, Actor, MATD3Config, ReplayBuffer
 from omarbench.errors import OmarbenchError
+from omarbench.guard import FileLock, clean_stale_temps, temp_name
 from omarbench.tasks.envs import make_vec_env
 from omarbench.tasks.prey import FixedPolicy
 from omarbench.tasks.spec import Task
@@ -66,12 +67,10 @@ class RunConfig:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Atomic replace through a temporary file of this writer's own (pid and random in its name)."""
+    from omarbench.results import atomic_write_bytes as write
+
+    write(path, data)
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -105,6 +104,37 @@ class ActorPolicy:
     @torch.no_grad()
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         return self.actor(torch.as_tensor(obs, dtype=torch.float32)).numpy().astype(np.float64)
+
+
+_HELD: set[Path] = set()
+
+
+def _stderr(message: str) -> None:
+    import sys
+
+    print(message, file=sys.stderr, flush=True)
+
+
+class _NoLock:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+class _HeldLock:
+    def __init__(self, run_dir: Path, lock: FileLock):
+        self.run_dir, self.inner = run_dir, lock
+
+    def __enter__(self):
+        self.inner.acquire()
+        _HELD.add(self.run_dir)
+        return self.inner
+
+    def __exit__(self, *exc) -> None:
+        _HELD.discard(self.run_dir)
+        self.inner.release()
 
 
 def _episode_major(frames: list[np.ndarray]) -> np.ndarray:
@@ -203,7 +233,7 @@ class BehaviourRun:
         if buffers:
             exp = {k: np.concatenate(v).astype(bool if k == "truncations" else np.float32)
                    for k, v in buffers.items()}
-            tmp = self.dir / "experience" / f"{seg:04d}.npz.tmp"  # never matches the *.npz of finished files
+            tmp = temp_name(self.dir / "experience" / f"{seg:04d}.npz")  # never matches *.npz of finished files
             with open(tmp, "wb") as f:
                 np.savez(f, **exp)
             os.replace(tmp, self.dir / "experience" / f"{seg:04d}.npz")
@@ -248,16 +278,27 @@ class BehaviourRun:
         ``progress(steps, total_steps, eval_return)`` is called after every segment. Returns run.json.
         """
         self.dir.mkdir(parents=True, exist_ok=True)
-        info = self.info()
-        self.check_identity(info)
-        if info.get("status") == "finished":
-            return info
-        threads = torch.get_num_threads()
-        torch.set_num_threads(self.cfg.torch_threads)
-        try:
-            return self._train(info, progress, stop_when)
-        finally:
-            torch.set_num_threads(threads)
+        with self.lock():
+            info = self.info()
+            self.check_identity(info)
+            if info.get("status") == "finished":
+                return info
+            threads = torch.get_num_threads()
+            torch.set_num_threads(self.cfg.torch_threads)
+            try:
+                return self._train(info, progress, stop_when)
+            finally:
+                torch.set_num_threads(threads)
+
+    def lock(self, log: Callable[[str], None] | None = None) -> _HeldLock | _NoLock:
+        """The lock of this run folder (a second writer waits for the first; see :class:`FileLock`).
+
+        Re-entrant within one process: a lock this process already holds is not taken again."""
+        if self.dir in _HELD:
+            return _NoLock()
+        return _HeldLock(self.dir, FileLock(self.dir.parent / f".{self.dir.name}.lock",
+                                            f"the behaviour run {str(self.dir)!r}", wait=True,
+                                            log=log or _stderr))
 
     def _train(self, info: dict[str, Any], progress: Callable[[int, int, float], None] | None,
                stop_when: Callable[[list[dict[str, Any]]], bool] | None) -> dict[str, Any]:
@@ -273,8 +314,10 @@ class BehaviourRun:
             np_rng.bit_generator.state = state["np_rng"]
             steps, seg, acc = int(state["steps"]), int(state["segment"]) + 1, float(state["acc"])
             # drop anything written after the last consistent state
-            for f in (self.dir / "experience").glob("*.tmp"):
+            for f in (self.dir / "experience").glob("*.tmp"):  # older fixed names, then killed writers' own
                 f.unlink()
+            clean_stale_temps(self.dir / "experience")
+            clean_stale_temps(self.dir)
             for f in self.experience_files():
                 if int(f.stem) >= seg:
                     f.unlink()

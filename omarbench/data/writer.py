@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from omarbench.data import schema
 from omarbench.data.provenance import command_line, jsonable, now_utc, package_versions
 from omarbench.data.stats import episode_returns, return_statistics
 from omarbench.errors import OmarbenchError, UsageError
+from omarbench.guard import clean_stale_temps, creating_name
 from omarbench.tasks.spec import Task
 
 LOCK_NAME = ".omarbench-writer.lock"
@@ -181,7 +181,8 @@ class DatasetWriter:
         if rows < 1:
             raise UsageError(f"chunk_rows must be positive, got {rows}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f".{path.name}.creating-{uuid.uuid4().hex[:8]}"
+        clean_stale_temps(path.parent)  # half-made stores of killed writers (their pid is gone)
+        tmp = creating_name(path)
         try:
             group = zarr.open_group(LocalStore(tmp), mode="w-")
             agents = group.create_group("agents")

@@ -27,6 +27,24 @@ _TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{12}\.tmp$")
 _CREATING_RE = re.compile(r"^\.(?P<name>.+)\.creating-(?:(?P<pid>\d+)-)?[0-9a-f]{8}$")
 
 
+# ------------------------------------------------------------------------------------------- bounds
+
+MAX_SEED = 2**31 - 1  # any seed of a run, a collection or a rollout
+MAX_SEEDS = 1_000  # seeds of one command (one batched job holds them all in memory)
+MAX_EPISODES = 100_000  # episodes of one rollout
+MAX_TRANSITIONS = 20_000_000  # rows of one collected level (20x the paper's; ~10 GB for spread)
+MAX_STEPS = 1_000_000_000  # environment steps of one online run
+
+
+def check_int(what: str, value: object, lo: int, hi: int) -> int:
+    """``value`` as an int in ``lo..hi``, else a one-line :class:`UsageError` naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UsageError(f"{what} must be an integer in {lo:,}..{hi:,}, got {value!r}")
+    if not lo <= value <= hi:
+        raise UsageError(f"{what} must be an integer in {lo:,}..{hi:,}, got {value:,}")
+    return value
+
+
 # ------------------------------------------------------------------------------------------- paths
 
 
@@ -216,6 +234,7 @@ def tmp_leftovers(folder: str | os.PathLike) -> list[Path]:
 
 
 __all__ = [
+    "MAX_EPISODES", "MAX_SEED", "MAX_SEEDS", "MAX_STEPS", "MAX_TRANSITIONS", "check_int",
     "FileLock", "check_output_dir", "check_output_file", "clean_stale_temps", "creating_name", "pid_alive",
     "temp_name", "tmp_leftovers",
 ]

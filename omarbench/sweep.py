@@ -22,6 +22,7 @@ Public API::
 from __future__ import annotations
 
 import importlib
+import json
 import math
 import os
 import signal
@@ -109,7 +110,7 @@ def parse_levels(text: str) -> tuple[str, ...]:
     return tuple(lv for lv in LEVELS if lv in chosen)
 
 
-def _int_list(text: str, what: str, example: str) -> list[int]:
+def _int_list(text: str, what: str, example: str, limit: int = 1_000_000) -> list[int]:
     out: list[int] = []
     for item in _items(text):
         lo, sep, hi = item.partition("-")
@@ -118,6 +119,8 @@ def _int_list(text: str, what: str, example: str) -> list[int]:
                 a, b = int(lo), int(hi)
                 if a > b:
                     raise ValueError
+                if b - a + 1 + len(out) > limit:
+                    raise UsageError(f"bad {what} {text!r}: more than {limit:,}")
                 out.extend(range(a, b + 1))
             else:
                 out.append(int(item))
@@ -125,19 +128,26 @@ def _int_list(text: str, what: str, example: str) -> list[int]:
             raise UsageError(f"bad {what} {text!r}; expected {example}") from None
     if not out or min(out) < 0:
         raise UsageError(f"bad {what} {text!r}; expected {example}")
+    if len(set(out)) > limit:
+        raise UsageError(f"bad {what} {text!r}: more than {limit:,}")
     return sorted(set(out))
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
     """``5`` (a count: seeds 0..4), ``0,1,2`` (a list) or ``0-4`` (an inclusive range, may be mixed in a list)."""
-    example = "a count (5), a list (0,1,2) or a range (0-4) of seeds >= 0"
+    from omarbench.guard import MAX_SEED, MAX_SEEDS
+
+    example = f"a count (5), a list (0,1,2) or a range (0-4) of seeds in 0..{MAX_SEED}, at most {MAX_SEEDS:,}"
     text = str(text).strip()
     if text.isdigit():
         n = int(text)
-        if n < 1:
+        if not 1 <= n <= MAX_SEEDS:
             raise UsageError(f"bad seeds {text!r}; expected {example}")
         return tuple(range(n))
-    return tuple(_int_list(text, "seeds", example))
+    seeds = _int_list(text, "seeds", example, limit=MAX_SEEDS)
+    if seeds[-1] > MAX_SEED:
+        raise UsageError(f"bad seeds {text!r}; expected {example}")
+    return tuple(seeds)
 
 
 def parse_agents(text: str) -> tuple[int, ...]:
@@ -627,6 +637,9 @@ def run_sweep(
     results_dir = results_dir.expanduser().absolute()  # workers (Ray's too) may start in another directory
     spec = replace(spec, results_dir=str(results_dir), root=root)
     train_name = _callable_name(hooks.train)
+    from omarbench.guard import check_output_dir
+
+    check_output_dir(results_dir, "--results")  # before any collection or training
 
     # 0. every run's config first: a bad override fails here, before any collection or training
     exact = hooks.resolve_config is not None
@@ -722,7 +735,8 @@ def run_sweep(
                 reference_returns=info.get("reference_returns"), code_version_=hooks.code_version(job.algo),
                 device=spec.device,
             )
-            rs.write_record(results_dir, rec)
+            if not _finished(results_dir / rs.record_filename(rec)):  # another process's finished run stays
+                rs.write_record(results_dir, rec)
             out.append((f"{job.algo} {job.task} {job.level} seed {seed}", rec["reason"]))
         return out
 
@@ -786,6 +800,13 @@ def run_sweep(
         f"{outcome.skipped} skipped (already done)", markup=False, highlight=False,
     )
     return outcome
+
+
+def _finished(path: Path) -> bool:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("status") == "ok"
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _dataset_block(job: Job, info: Mapping[str, Any]) -> dict[str, Any]:

@@ -121,8 +121,11 @@ def _check_seeds(seeds: Sequence[int]) -> list[int]:
         out = [int(s) for s in seeds]
     except (TypeError, ValueError):
         raise UsageError(f"bad seeds {seeds!r}; expected non-negative integers") from None
-    if not out or min(out) < 0 or len(set(out)) != len(out):
-        raise UsageError(f"bad seeds {list(seeds)!r}; expected distinct non-negative integers")
+    from omarbench.guard import MAX_SEED, MAX_SEEDS
+
+    if not out or min(out) < 0 or len(set(out)) != len(out) or max(out) > MAX_SEED or len(out) > MAX_SEEDS:
+        raise UsageError(f"bad seeds {list(seeds)[:10]!r}; expected 1..{MAX_SEEDS:,} distinct integers in "
+                         f"0..{MAX_SEED}")
     return out
 
 

@@ -199,6 +199,7 @@ def test_sigkill_at_random_rounds_then_resume_matches_an_uninterrupted_run(tmp_p
             time.sleep(0.02)
         time.sleep(rng.uniform(0.0, 0.3))
         if p.poll() is not None:
+            assert p.returncode == 0, p.stderr.read().decode()
             break
         os.kill(p.pid, signal.SIGKILL)
         p.wait()

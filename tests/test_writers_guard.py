@@ -110,3 +110,55 @@ def test_output_paths_are_checked_before_anything_is_made(tmp_path):
     if os.path.isdir("/proc/self"):
         with pytest.raises(UsageError, match="not writable"):
             check_output_dir("/proc/self/omarbench-out")
+
+
+def _rollout(**kw):
+    from omarbench.tasks.rollout import random_rollout
+
+    return random_rollout(TASK, **kw)
+
+
+@pytest.mark.parametrize("call, fragment", [
+    (lambda: _rollout(seed=-1), "--seed must be"),
+    (lambda: _rollout(episodes=10**8),
+     "--episodes must be an integer in 1..100,000"),
+    (lambda: __import__("omarbench.sweep", fromlist=["x"]).parse_seeds("100000000000"), "at most 1,000"),
+    (lambda: __import__("omarbench.sweep", fromlist=["x"]).parse_seeds("0-99999999999"), "at most 1,000"),
+    (lambda: __import__("omarbench.sweep", fromlist=["x"]).parse_seeds("5,99999999999"), "seeds in 0..2147483647"),
+    (lambda: collect("spread-n1", "random", seed=2**40, config=CFG, progress=False), "--seed must be"),
+    (lambda: collect("spread-n1", "random", transitions=10**12, config=CFG, progress=False), "--transitions"),
+])
+def test_bounds_are_checked_before_any_work(call, fragment):
+    with pytest.raises(UsageError, match=fragment):
+        call()
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ({"cql_actions": "0"}, "cql_actions must be a positive integer in 1..1,000, got 0"),
+    ({"omar_iters": "0"}, "omar_iters must be a positive integer in 1..100"),
+    ({"batch_size": "100000000000"}, "batch_size must be a positive integer in 1..65,536"),
+    ({"lr": "nan"}, "lr must be a finite number"),
+    ({"alpha": "inf"}, "alpha must be a finite number"),
+    ({"tau": "1.5"}, "tau must be a finite number in \\[0, 1\\]"),
+    ({"final_episodes": "10000000"}, "final_episodes must be a positive integer in 1..100,000"),
+])
+def test_every_numeric_override_is_bounded(override, fragment):
+    from omarbench.presets import make_config
+
+    with pytest.raises(UsageError, match=fragment):
+        make_config("OMAR", "spread", "expert", "paper", override)
+
+
+def test_train_and_prey_refuse_bad_outputs_before_any_work(tmp_path):
+    from omarbench.behaviour.prey_training import train_prey
+    from omarbench.train import train
+
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(UsageError, match="is a file"):
+        train("BC", TASK, "random", [0], results_dir=afile / "results", root=tmp_path / "data", progress=False)
+    with pytest.raises(UsageError, match="--out .*is a file"):
+        train_prey("tag", root=tmp_path / "data", out=afile / "p.pt", log=lambda s: None)
+    with pytest.raises(UsageError, match="seeds"):
+        train("BC", TASK, "random", list(range(1001)), results_dir=tmp_path / "r", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]

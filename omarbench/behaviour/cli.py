@@ -59,9 +59,12 @@ def prey_train_command(
 
     from omarbench.behaviour.prey_training import PREY_RUN, train_prey
     from omarbench.errors import UsageError
+    from omarbench.guard import MAX_STEPS, check_int
 
     if steps is not None and steps <= 0:
         raise UsageError(f"--steps must be a positive integer, got {steps}")
+    if steps is not None:
+        check_int("--steps", steps, 1, MAX_STEPS)
     config = PREY_RUN if steps is None else replace(PREY_RUN, total_steps=steps)
     console = Console()
     train_prey(task, seed=seed, root=root, backend=backend, config=config, out=out, log=console.print)

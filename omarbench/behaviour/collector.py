@@ -32,7 +32,7 @@ from omarbench.behaviour.run import ActorPolicy, BehaviourRun, RunConfig, atomic
 from omarbench.data import LEVELS, DatasetWriter, dataset_id, dataset_path, default_root, preset_root
 from omarbench.data.store import open_store
 from omarbench.errors import OmarbenchError, UsageError, bad_choice
-from omarbench.guard import clean_stale_temps
+from omarbench.guard import MAX_SEED, MAX_TRANSITIONS, check_int, clean_stale_temps
 from omarbench.tasks.envs import make_vec_env
 from omarbench.tasks.prey import fixed_policy_for
 from omarbench.tasks.spec import Task, parse_task_id
@@ -361,8 +361,11 @@ def collect(task_id: str, level: str = "all", *, transitions: int | None = None,
     levels = resolve_levels(level)
     if transitions is not None and transitions <= 0:
         raise UsageError(f"--transitions must be a positive integer, got {transitions}")
+    if transitions is not None:
+        check_int("--transitions", transitions, 1, MAX_TRANSITIONS)
     if seed < 0:
         raise UsageError(f"--seed must be non-negative, got {seed}")
+    check_int("--seed", seed, 0, MAX_SEED)
     cfg = config if config is not None else preset_config(task, preset)
     base = preset_root(root, preset)
     check_writable(base)

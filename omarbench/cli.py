@@ -133,12 +133,38 @@ def tasks_rollout(
 
 
 def main() -> None:
-    """Console entry point: user-facing errors become one line on stderr and exit code 2."""
+    """Console entry point: user-facing errors, bad options included, become one line on stderr and exit
+    code 2 (never a traceback)."""
+    sys.exit(run_cli(app))
+
+
+def run_cli(application, args=None, prog: str = "omarbench") -> int:
+    """Run a Typer application; return its exit code. Errors print one line: ``error: ...``."""
+    from typer import Abort
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+
     try:
-        app()
+        rv = application(args=args, prog_name=prog, standalone_mode=False)
+    except NoArgsIsHelpError as exc:  # a bare group: its help, as without standalone mode
+        exc.show()
+        return 2
+    except UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else prog
+        hint = f" (see '{where} --help')"
+        err_console.print(f"error: {' '.join(exc.format_message().split())}{hint}", markup=False,
+                          highlight=False, soft_wrap=True)
+        return 2
     except OmarbenchError as exc:
-        err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(2)
+        err_console.print(f"error: {' '.join(str(exc).split())}", markup=False, highlight=False, soft_wrap=True)
+        return 2
+    except ClickException as exc:
+        err_console.print(f"error: {' '.join(exc.format_message().split())}", markup=False, highlight=False,
+                          soft_wrap=True)
+        return exc.exit_code
+    except (Abort, KeyboardInterrupt):
+        err_console.print("aborted", markup=False, highlight=False)
+        return 130
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":

@@ -68,11 +68,15 @@ def parse_algos(text: str) -> tuple[str, ...]:
         raise bad_choice("algorithm", text, ALL_ALGOS + ("paper", "all"))
     if len(items) == 1 and items[0].lower() in ("all", "paper"):
         return ALL_ALGOS if items[0].lower() == "all" else PAPER_ALGOS
-    by_lower = {a.lower(): a for a in ALL_ALGOS}
+    from omarbench.algos import canonical_name
+
     out: list[str] = []
     for item in items:
-        algo = by_lower.get(item.lower())
-        if algo is None:
+        try:  # the aliases every command takes (td3bc, cql, icq, ...)
+            algo = canonical_name(item)
+        except UsageError:
+            algo = None
+        if algo not in ALL_ALGOS:
             raise bad_choice("algorithm", item, ALL_ALGOS + ("paper", "all"))
         if algo not in out:
             out.append(algo)
@@ -653,6 +657,8 @@ def run_sweep(
     needed = [(task, level) for level in spec.levels for task in spec.tasks]
     infos = {tl: hooks.dataset_info(tl[0], tl[1], spec.root) for tl in needed}
     missing = [tl for tl in needed if infos[tl] is None]
+    if missing and collect:
+        check_output_dir(spec.root, "--root")  # where the missing datasets would be collected
     if missing and not collect:
         names = ", ".join(_dataset_id(*tl) for tl in missing)
         raise OmarbenchError(f"missing dataset(s): {names} (run without --no-collect to collect them)")

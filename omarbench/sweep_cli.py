@@ -66,6 +66,9 @@ def eval_command(
     sweep.check_choice("backend", backend, sweep.BACKENDS)
     if jobs is not None and jobs < 1:
         raise UsageError(f"--jobs must be a positive integer, got {jobs}")
+    from omarbench.train import check_device
+
+    check_device(device)
     settings = dict(
         preset=preset, root=str(root) if root else None, results_dir=str(results) if results else None,
         device=device, backend=backend, overrides=sweep.parse_overrides(set_ or []) or None,
@@ -77,9 +80,9 @@ def eval_command(
         spec = sweep.scaling_spec(sweep.parse_agents(agents), seed_list, **settings)
     else:
         spec = sweep.SweepSpec(
-            algos=sweep.parse_algos(algos or "paper"),
-            tasks=sweep.parse_tasks(tasks or ",".join(sweep.PAPER_TASKS)),
-            levels=sweep.parse_levels(levels or "all"),
+            algos=sweep.parse_algos(algos if algos is not None else "paper"),
+            tasks=sweep.parse_tasks(tasks if tasks is not None else ",".join(sweep.PAPER_TASKS)),
+            levels=sweep.parse_levels(levels if levels is not None else "all"),
             seeds=seed_list,
             **settings,
         )

@@ -141,6 +141,9 @@ def _check_device(device: str) -> torch.device:
     return dev
 
 
+check_device = _check_device  # the learners' device, checked before any work (CLI)
+
+
 # --------------------------------------------------------------------------------------------------
 # the loop
 # --------------------------------------------------------------------------------------------------

@@ -32,8 +32,8 @@ from omarbench.behaviour.run import ActorPolicy, BehaviourRun, RunConfig, atomic
 from omarbench.data import LEVELS, DatasetWriter, dataset_id, dataset_path, default_root, preset_root
 from omarbench.data.store import open_store
 from omarbench.errors import OmarbenchError, UsageError, bad_choice
-from omarbench.guard import MAX_SEED, MAX_TRANSITIONS, check_int, clean_stale_temps
-from omarbench.tasks.envs import make_vec_env
+from omarbench.guard import MAX_SEED, MAX_TRANSITIONS, check_int, check_output_dir, clean_stale_temps
+from omarbench.tasks.envs import BACKENDS, make_vec_env
 from omarbench.tasks.prey import fixed_policy_for
 from omarbench.tasks.spec import Task, parse_task_id
 
@@ -367,9 +367,11 @@ def collect(task_id: str, level: str = "all", *, transitions: int | None = None,
         raise UsageError(f"--seed must be non-negative, got {seed}")
     check_int("--seed", seed, 0, MAX_SEED)
     cfg = config if config is not None else preset_config(task, preset)
+    if backend not in BACKENDS:
+        raise bad_choice("backend", backend, BACKENDS)
     base = preset_root(root, preset)
+    check_output_dir(base, "--root")  # creates nothing
     check_writable(base)
-    make_vec_env(task, 1, backend)  # validates the backend before any work
     return Collector(task, cfg, seed=seed, root=base, backend=backend, preset=preset, log=log,
                      progress=progress).collect(levels, transitions)
 

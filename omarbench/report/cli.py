@@ -44,7 +44,7 @@ def report_command(
     check_choice("references", references, REFERENCES)
     if preset is not None:
         check_choice("preset", preset, PRESETS)
-    task_list = parse_tasks(tasks) if tasks else None
+    task_list = parse_tasks(tasks) if tasks is not None else None
     from omarbench.data.schema import preset_root
 
     # the default results directory follows the preset's data root, as in ``omarbench eval``

@@ -6,11 +6,11 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from omarbench import __version__
 from omarbench.errors import OmarbenchError
+from omarbench.progress import make_console
 
 app = typer.Typer(
     help="omarbench: offline multi-agent RL on the OMAR paper's tasks, reproducible on a CPU.",
@@ -27,8 +27,8 @@ app.command("eval")(__import__("omarbench.sweep_cli", fromlist=["eval_command"])
 app.command("report")(__import__("omarbench.report.cli", fromlist=["report_command"]).report_command)
 app.command("train")(__import__("omarbench.train_cli", fromlist=["train_command"]).train_command)
 
-console = Console()
-err_console = Console(stderr=True)
+console = make_console()
+err_console = make_console(stderr=True)
 
 TaskArg = Annotated[str, typer.Argument(help="Task id, e.g. spread, spread-n5, tag:mpe2.")]
 FlavorOpt = Annotated[

@@ -554,8 +554,8 @@ class _Progress:
             status = "ok" if not failed else f"{len(failed)} failed"
             self.console.print(f"  {label}: {status} ({wall:.1f} s) [{self.ok + self.failed}/{self.total}, "
                                f"ETA {self._eta()}]", markup=False, highlight=False)
-            for run, reason in failed:
-                self.console.print(f"    failed {run}: {reason}", markup=False, highlight=False)
+        for run, reason in failed:  # why a run failed is shown with or without the progress display
+            self.console.print(f"    failed {run}: {reason}", markup=False, highlight=False)
 
     def close(self) -> None:
         if self._progress is not None:
@@ -625,9 +625,9 @@ def run_sweep(
     ``collect=False``, missing datasets. Local workers are spawned processes: a script that calls this
     must do so under ``if __name__ == "__main__":`` (as for any use of multiprocessing's spawn).
     """
-    from rich.console import Console
+    from omarbench.progress import make_console
 
-    console = console or Console(stderr=True, soft_wrap=True)
+    console = console or make_console(stderr=True)
     check_choice("executor", executor, EXECUTORS)
     hooks = hooks or default_hooks()
     t0 = time.perf_counter()
@@ -756,7 +756,9 @@ def run_sweep(
             "kwargs": {
                 "preset": spec.preset, "root": spec.root, "results_dir": str(results_dir), "device": spec.device,
                 "backend": spec.backend, "overrides": dict(spec.overrides) if spec.overrides else None,
-                "progress": False,
+                # in a log (not a terminal) each job prints a line every so often; on a terminal, the sweep's
+                # own display is the only one
+                "progress": bool(progress and not console.is_terminal),
             },
         }
         for j in todo

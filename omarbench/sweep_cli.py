@@ -56,9 +56,8 @@ def eval_command(
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Live progress display.")] = True,
 ) -> None:
     """Run the grid algos × tasks × levels × seeds; finished runs are skipped, so a killed sweep resumes."""
-    from rich.console import Console
-
     from omarbench import sweep
+    from omarbench.progress import make_console
 
     sweep.check_choice("preset", preset, sweep.PRESETS)
     seed_list = sweep.parse_seeds(seeds if seeds is not None else str(sweep.DEFAULT_SEEDS[preset]))
@@ -86,7 +85,7 @@ def eval_command(
             seeds=seed_list,
             **settings,
         )
-    console = Console(stderr=True, soft_wrap=True)
+    console = make_console(stderr=True)
     try:
         outcome = sweep.run_sweep(
             spec, executor=executor, jobs=jobs, collect=not no_collect, progress=progress, dry_run=dry_run,

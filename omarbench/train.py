@@ -244,7 +244,8 @@ def train(
             loop = state["loop"]
             curves, failed, last = loop["curves"], {int(k): v for k, v in loop["failed"]}, loop["last"]
             start, spent = int(state["round"]) + 1, float(loop["wall_time_s"])
-        bar = _Progress(f"{name} {task_obj.id} {level} seeds {','.join(map(str, seeds))}", cfg.rounds, progress)
+        bar = _Progress(f"{name} {task_obj.id} {level} seeds {ck._seed_text(seeds)}", cfg.rounds, progress,
+                        start - 1)
         try:
             if state is None:
                 last = evaluate(0)
@@ -324,29 +325,44 @@ def _write_records(results_dir, name, task_obj, level, seeds, keys, preset, conf
 
 
 class _Progress:
-    """A rich progress bar (round, last evaluation, ETA), or nothing."""
+    """A rich progress bar (round, last evaluation, ETA) on a terminal; periodic plain lines in a log
+    (:mod:`omarbench.progress`); or nothing. The ETA is the average rate since this process started."""
 
-    def __init__(self, label: str, total: int, enabled: bool):
-        self.p = None
+    def __init__(self, label: str, total: int, enabled: bool, start: int = 0):
+        from omarbench.progress import LogLines, interactive
+
+        self.p = self.lines = None
         if not enabled:
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        self.lines = LogLines(label, total, "rounds", start=start)
+        if not interactive():
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
         self.p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                          TextColumn("{task.fields[ret]}"), TextColumn("ETA"), TimeRemainingColumn(),
+                          TextColumn("{task.fields[ret]}"), TextColumn("ETA {task.fields[eta]}"),
                           transient=False)
         self.p.start()
-        self.task = self.p.add_task(label, total=total, ret="")
+        self.task = self.p.add_task(label, total=total, ret="", eta="?")
 
     def update(self, r: int, ret: float | None, norm: float | None) -> None:
-        if self.p is None:
+        if self.lines is None:
             return
         text = "" if ret is None else f"return {ret:.1f}" + ("" if norm is None else f" ({norm:.0f} norm.)")
-        self.p.update(self.task, completed=r, ret=text)
+        if self.p is None:
+            self.lines.update(r, text)
+            return
+        from omarbench.progress import clock
+
+        self.lines.done = r
+        eta = self.lines.eta()
+        self.p.update(self.task, completed=r, ret=text, eta="?" if eta is None else clock(eta))
 
     def close(self) -> None:
         if self.p is not None:
             self.p.stop()
+        elif self.lines is not None:
+            self.lines.close()
 
 
 def describe(cfg: TD3Config) -> str:

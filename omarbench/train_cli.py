@@ -38,11 +38,10 @@ def train_command(
     ] = None,
 ) -> None:
     """Train one offline algorithm on one dataset; one run record per seed."""
-    from rich.console import Console
-
     from omarbench.algos import canonical_name
     from omarbench.errors import UsageError, bad_choice
     from omarbench.presets import check_level, check_preset, make_config, parse_overrides
+    from omarbench.progress import make_console
     from omarbench.sweep import parse_seeds
     from omarbench.tasks.envs import BACKENDS
     from omarbench.tasks.spec import parse_task_id
@@ -63,7 +62,7 @@ def train_command(
         import torch
 
         torch.set_num_threads(threads)
-    console = Console()
+    console = make_console()
     from omarbench.data import preset_root
 
     data_root = str(preset_root(root, preset))  # the preset's datasets, as omarbench eval and collect use

@@ -128,6 +128,16 @@ class Collector:
                      f"in {self.run.dir}")
         if not self.progress:
             return self.run.train()
+        from omarbench.progress import LogLines, interactive
+
+        if not interactive():  # a log: a plain line every so often instead of a live bar
+            lines = LogLines(f"behaviour run {self.task.id}", self.cfg.run.total_steps, "steps", log=self.log,
+                             start=info.get("steps", 0))
+            try:
+                return self.run.train(progress=lambda steps, total, ret: lines.update(
+                    steps, f"eval return {ret:.2f}"))
+            finally:
+                lines.close()
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
         with Progress(TextColumn("[bold]behaviour[/] {task.description}"), BarColumn(),
@@ -270,6 +280,19 @@ class Collector:
         def bar():
             if not self.progress:
                 yield lambda k: None
+                return
+            from omarbench.progress import LogLines, interactive
+
+            if not interactive():
+                lines = LogLines(label, total, "transitions", log=self.log, start=completed)
+
+                def tick(k: int) -> None:
+                    lines.update(lines.done + k)
+
+                try:
+                    yield tick
+                finally:
+                    lines.close()
                 return
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 

@@ -36,8 +36,7 @@ def report_command(
     ] = False,
 ) -> None:
     """Tables (Markdown, LaTeX, CSV), aggregates with CIs, the paper side by side, plots: from records alone."""
-    from rich.console import Console
-
+    from omarbench.progress import make_console
     from omarbench.report.build import REFERENCES, build_report
     from omarbench.sweep import PRESETS, check_choice, default_root, parse_tasks
 
@@ -52,7 +51,7 @@ def report_command(
     results_dir = results if results is not None else data_root / "results"
     summary = build_report(results_dir, out, references=references, scaling=scaling, preset=preset,
                            tasks=task_list, skip_bad=skip_bad)
-    console = Console()
+    console = make_console()
     for note in summary.notes:
         console.print(f"note: {note}", markup=False, highlight=False)
     console.print(f"report of {summary.n_records} run record(s) (preset {summary.preset}) written to {out}: "

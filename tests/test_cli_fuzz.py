@@ -44,6 +44,7 @@ BAD: dict[str, list[str]] = {
     "--executor": ["slurm"],
     "--references": ["theirs"],
     "--format": ["csv"],
+    "DATASET_PRESET": [],
     "--set": ["x", "rounds=abc", "rounds=0", "batch_size=100000000000", "lr=nan", "nope=1", "cql_actions=0",
               "omar_iters=0", "tau=2", "final_episodes=-1"],
     "--root": ["{file}/x"],

@@ -54,6 +54,10 @@ def eval_command(
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would run, run nothing.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Live progress display.")] = True,
+    checkpoint_every: Annotated[
+        int | None, typer.Option("--checkpoint-every", help="Rounds between the checkpoints a killed job "
+                                                            "resumes from (default 250; 0 = none).")
+    ] = None,
 ) -> None:
     """Run the grid algos × tasks × levels × seeds; finished runs are skipped, so a killed sweep resumes."""
     from omarbench import sweep
@@ -65,9 +69,14 @@ def eval_command(
     sweep.check_choice("backend", backend, sweep.BACKENDS)
     if jobs is not None and jobs < 1:
         raise UsageError(f"--jobs must be a positive integer, got {jobs}")
+    from omarbench.checkpoint import ENV_EVERY, resolve_every
     from omarbench.train import check_device
 
     check_device(device)
+    if checkpoint_every is not None:  # the jobs read it from the environment they inherit
+        import os
+
+        os.environ[ENV_EVERY] = str(resolve_every(checkpoint_every))
     settings = dict(
         preset=preset, root=str(root) if root else None, results_dir=str(results) if results else None,
         device=device, backend=backend, overrides=sweep.parse_overrides(set_ or []) or None,

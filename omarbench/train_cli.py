@@ -36,6 +36,10 @@ def train_command(
     threads: Annotated[
         int | None, typer.Option("--threads", help="Torch threads (default: torch's, one per core).")
     ] = None,
+    checkpoint_every: Annotated[
+        int | None, typer.Option("--checkpoint-every", help="Rounds between checkpoints a killed run resumes "
+                                                            "from (default 250; 0 = none).")
+    ] = None,
 ) -> None:
     """Train one offline algorithm on one dataset; one run record per seed."""
     from omarbench.algos import canonical_name
@@ -56,6 +60,9 @@ def train_command(
     seed_list = list(parse_seeds(seeds))
     overrides = parse_overrides(set_)
     make_config(name, task_obj, level, preset, overrides)  # bad overrides fail before any work
+    from omarbench.checkpoint import resolve_every
+
+    resolve_every(checkpoint_every)
     if threads is not None:
         if threads < 1:
             raise UsageError(f"--threads must be a positive integer, got {threads}")
@@ -68,7 +75,7 @@ def train_command(
     data_root = str(preset_root(root, preset))  # the preset's datasets, as omarbench eval and collect use
     records = train(name, task_obj, level, seed_list, preset=preset, root=data_root,
                     results_dir=str(results) if results else None, device=device, backend=backend,
-                    overrides=overrides, progress=progress)
+                    overrides=overrides, progress=progress, checkpoint_every=checkpoint_every)
     for rec in records:
         if rec["status"] == "ok":
             fin = rec["final"]

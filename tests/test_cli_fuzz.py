@@ -44,7 +44,7 @@ BAD: dict[str, list[str]] = {
     "--executor": ["slurm"],
     "--references": ["theirs"],
     "--format": ["csv"],
-    "DATASET_PRESET": [],
+    "--checkpoint-every": ["abc", "-1", "100000000000"],
     "--set": ["x", "rounds=abc", "rounds=0", "batch_size=100000000000", "lr=nan", "nope=1", "cql_actions=0",
               "omar_iters=0", "tau=2", "final_episodes=-1"],
     "--root": ["{file}/x"],
@@ -69,10 +69,10 @@ def base_commands(tmp: Path) -> dict[str, list[str]]:
         "eval": ["eval", "--algos", "bc", "--tasks", "spread-n1", "--levels", "random", "--seeds", "1",
                  "--preset", "quick", "--jobs", "1", "--executor", "local", "--results", res, "--root", root,
                  "--agents", "1-2", "--device", "cpu", "--backend", "numpy", "--set", "rounds=5", "--dry-run",
-                 "--no-progress"],
+                 "--no-progress", "--checkpoint-every", "10"],
         "train": ["train", "bc", "spread-n1", "random", "--seeds", "1", "--preset", "quick", "--root", root,
                   "--results", res, "--device", "cpu", "--backend", "numpy", "--set", "rounds=5", "--threads", "1",
-                  "--no-progress"],
+                  "--no-progress", "--checkpoint-every", "10"],
         "report": ["report", "--results", str(tmp / "records"), "--out", str(tmp / "LB"), "--references", "ours",
                    "--preset", "paper", "--tasks", "spread", "--root", root],
         "datasets list": ["datasets", "list", "--root", root],
@@ -148,6 +148,7 @@ def sandbox(tmp_path, monkeypatch):
     monkeypatch.setenv("OMARBENCH_DATA", str(tmp_path / "DEFAULT"))
     monkeypatch.setenv("HOME", str(tmp_path / "HOME"))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("OMARBENCH_CHECKPOINT_EVERY", "250")  # eval --checkpoint-every sets it in-process
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

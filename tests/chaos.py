@@ -35,12 +35,12 @@ VOLATILE = ("wall_time_s", "created", "git")
 COLLECT = """
 import sys
 from omarbench.behaviour.collector import collect, tiny_config
-collect("spread", "all", root=sys.argv[1], config=tiny_config(total_steps=3_000, transitions=1_000),
+collect("spread-n1", "all", root=sys.argv[1], config=tiny_config(total_steps=1_500, transitions=500),
         progress=False, log=lambda s: None)
 """
-EVAL_ARGS = ["eval", "--algos", "bc,omar", "--tasks", "spread", "--levels", "random,expert", "--seeds", "2",
+EVAL_ARGS = ["eval", "--algos", "bc,omar", "--tasks", "spread-n1", "--levels", "random,expert", "--seeds", "2",
              "--preset", "paper", "--jobs", "2", "--no-collect", "--no-progress",
-             "--set", "rounds=60", "--set", "eval_every=10", "--set", "eval_episodes=2",
+             "--set", "rounds=40", "--set", "eval_every=10", "--set", "eval_episodes=2",
              "--set", "final_episodes=4", "--set", "batch_size=64"]
 
 
@@ -149,7 +149,8 @@ def chaos_collect(work: Path, n_kills: int, rng: random.Random) -> dict:
             raise SystemExit(f"collect episode {episodes}: leftovers {left}")
         equal += 1
         shutil.rmtree(root)
-    return {"command": "collect spread --level all (tiny budget)", "uninterrupted_s": round(duration, 1),
+    return {"command": "collect spread-n1 --level all (tiny budget: 1,500 steps, 500 transitions)",
+            "uninterrupted_s": round(duration, 1),
             "kills": total, "episodes": episodes, "episodes_with_equal_digests": equal, "datasets": len(want),
             "kill_moments_s": moments, "ref": ref}
 

@@ -162,3 +162,29 @@ def test_train_and_prey_refuse_bad_outputs_before_any_work(tmp_path):
     with pytest.raises(UsageError, match="seeds"):
         train("BC", TASK, "random", list(range(1001)), results_dir=tmp_path / "r", progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def _quick_store(root):
+    path = root / "quick" / "spread-n1-random.zarr"
+    w = DatasetWriter.create(path, TASK, "random", durable=False)
+    w.append_episodes(*synthetic_episodes(TASK, 0, 2))
+    w.finalize()
+    return path
+
+
+def test_datasets_commands_follow_the_one_root_rule(tmp_path, capfd):
+    from omarbench.cli import app, run_cli
+
+    _quick_store(tmp_path)
+    assert run_cli(app, ["datasets", "list", "--root", str(tmp_path)]) == 0
+    out = capfd.readouterr().out
+    assert "spread-n1-random" in out and str(tmp_path / "quick") in out  # every preset's datasets are listed
+    quick = ["--root", str(tmp_path), "--preset", "quick"]
+    assert run_cli(app, ["datasets", "info", "spread-n1-random", *quick]) == 0
+    assert "spread-n1-random" in capfd.readouterr().out
+    assert run_cli(app, ["datasets", "info", "spread-n1-random", "--root", str(tmp_path)]) == 2
+    err = capfd.readouterr().err
+    assert "but it is under" in err and "add --preset quick" in err and len(err.strip().splitlines()) == 1
+    assert run_cli(app, ["datasets", "info", "spread-n1-expert", *quick]) == 2
+    err = capfd.readouterr().err
+    assert f"omarbench collect spread-n1 --level expert --preset quick --root {tmp_path}" in err

@@ -104,8 +104,18 @@ def kill(proc: subprocess.Popen, group: bool) -> None:
         time.sleep(1.0)
 
 
-def episode(make_cmd, duration: float, rng: random.Random, kills_left: int, group_kills: bool):
-    """Run ``make_cmd()`` until one run finishes by itself, killing it after random delays."""
+def startup_s() -> float:
+    """How long a child takes to import the package (kills before that would test nothing)."""
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import omarbench.cli, omarbench.behaviour.collector, omarbench.train"],
+                   env=_env(), check=True)
+    return time.perf_counter() - t0
+
+
+def episode(make_cmd, duration: float, rng: random.Random, kills_left: int, group_kills: bool,
+            start_s: float = 0.0, name: str = ""):
+    """Run ``make_cmd()`` until one run finishes by itself, killing it after random delays (uniform in
+    ``start_s .. duration``)."""
     kills, moments, groups = 0, [], 0
     while True:
         proc = subprocess.Popen(make_cmd(), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -113,7 +123,7 @@ def episode(make_cmd, duration: float, rng: random.Random, kills_left: int, grou
         if kills >= kills_left:
             delay = None
         else:
-            delay = rng.uniform(0.0, duration)
+            delay = rng.uniform(min(start_s, duration), duration)
         try:
             proc.wait(timeout=delay)
         except subprocess.TimeoutExpired:
@@ -122,6 +132,8 @@ def episode(make_cmd, duration: float, rng: random.Random, kills_left: int, grou
             kills += 1
             groups += group
             moments.append(round(delay, 2))
+            print(f"  {name}: killed {'the process group' if group else 'the main process'} at {delay:.1f} s",
+                  flush=True)
             continue
         err = proc.stderr.read().decode()
         if proc.returncode != 0:
@@ -129,7 +141,7 @@ def episode(make_cmd, duration: float, rng: random.Random, kills_left: int, grou
         return kills, moments, groups
 
 
-def chaos_collect(work: Path, n_kills: int, rng: random.Random) -> dict:
+def chaos_collect(work: Path, n_kills: int, rng: random.Random, start_s: float) -> dict:
     ref = work / "collect-ref"
     duration = run(collect_cmd(ref))
     want = digests(ref)
@@ -137,7 +149,8 @@ def chaos_collect(work: Path, n_kills: int, rng: random.Random) -> dict:
     total, episodes, equal, moments = 0, 0, 0, []
     while total < n_kills:
         root = work / f"collect-{episodes}"
-        k, m, _ = episode(lambda root=root: collect_cmd(root), duration, rng, n_kills - total, group_kills=False)
+        k, m, _ = episode(lambda root=root: collect_cmd(root), duration, rng, n_kills - total, group_kills=False,
+                          start_s=start_s, name="collect")
         total += k
         moments += m
         episodes += 1
@@ -155,7 +168,7 @@ def chaos_collect(work: Path, n_kills: int, rng: random.Random) -> dict:
             "kill_moments_s": moments, "ref": ref}
 
 
-def chaos_eval(work: Path, data_root: Path, n_kills: int, rng: random.Random) -> dict:
+def chaos_eval(work: Path, data_root: Path, n_kills: int, rng: random.Random, start_s: float) -> dict:
     ref = work / "eval-ref"
     duration = run(eval_cmd(data_root, ref))
     want = records(ref)
@@ -164,7 +177,7 @@ def chaos_eval(work: Path, data_root: Path, n_kills: int, rng: random.Random) ->
     while total < n_kills:
         res = work / f"eval-{episodes}"
         k, m, g = episode(lambda res=res: eval_cmd(data_root, res), duration, rng, n_kills - total,
-                          group_kills=True)
+                          group_kills=True, start_s=start_s, name="eval")
         total += k
         groups += g
         moments += m
@@ -189,19 +202,30 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
     ap.add_argument("--json", type=Path, help="write the figures here")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
+    ap.add_argument("--only", choices=("collect", "eval"), help="one command only")
     args = ap.parse_args(argv)
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="omarbench-chaos-"))
     t0 = time.perf_counter()
+    c = e = None
     try:
-        c = chaos_collect(work, args.kills, rng)
-        print(f"collect: {c['kills']} kills over {c['episodes']} episodes, digests equal in "
-              f"{c['episodes_with_equal_digests']}/{c['episodes']} ({c['datasets']} datasets each; "
-              f"uninterrupted run {c['uninterrupted_s']} s)", flush=True)
-        e = chaos_eval(work, c.pop("ref"), args.kills, rng)
-        print(f"eval: {e['kills']} kills ({e['group_kills']} of the whole process group) over {e['episodes']} "
-              f"episodes, {e['records']} records each, records lost {e['records_lost']}, records equal "
-              f"(uninterrupted run {e['uninterrupted_s']} s)", flush=True)
+        start = startup_s()
+        print(f"chaos: a child imports the package in {start:.1f} s; kills land between that and the end",
+              flush=True)
+        if args.only in (None, "collect"):
+            c = chaos_collect(work, args.kills, rng, start)
+            print(f"collect: {c['kills']} kills over {c['episodes']} episodes, digests equal in "
+                  f"{c['episodes_with_equal_digests']}/{c['episodes']} ({c['datasets']} datasets each; "
+                  f"uninterrupted run {c['uninterrupted_s']} s)", flush=True)
+            data = c.pop("ref")
+        else:
+            data = work / "collect-ref"
+            run(collect_cmd(data))
+        if args.only in (None, "eval"):
+            e = chaos_eval(work, data, args.kills, rng, start)
+            print(f"eval: {e['kills']} kills ({e['group_kills']} of the whole process group) over "
+                  f"{e['episodes']} episodes, {e['records']} records each, records lost {e['records_lost']}, "
+                  f"records equal (uninterrupted run {e['uninterrupted_s']} s)", flush=True)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

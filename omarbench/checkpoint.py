@@ -116,19 +116,26 @@ def _load_opt(opt, state: Mapping[str, Any]) -> None:
     opt.t = int(state["t"])
 
 
+NETS = ("actor", "actor_t", "critic", "critic_t", "value_net", "value_t")  # whichever a group has
+OPTIMISERS = ("actor_opt", "critic_opt", "value_opt")
+
+
 def learners_state(learners) -> list[dict[str, Any]]:
-    """Everything that evolves while a :class:`~omarbench.algos.core.Learners` trains."""
+    """Everything that evolves while a :class:`Learners` trains: per group, every network it has (weights,
+    running statistics), every optimiser (moments, step), and every member's generators."""
     groups = []
     for g, _ in learners.groups:
         st: dict[str, Any] = {
             "members": [list(m) for m in g.members],
-            "actor": _net_state(g.actor), "actor_t": _net_state(g.actor_t), "actor_opt": _opt_state(g.actor_opt),
             "g_batch": [gen.get_state() for gen in g.g_batch],
             "g_noise": [gen.get_state() for gen in g.g_noise],
         }
-        if g.algo.uses_critic:
-            st.update(critic=_net_state(g.critic), critic_t=_net_state(g.critic_t),
-                      critic_opt=_opt_state(g.critic_opt))
+        for name in NETS:
+            if getattr(g, name, None) is not None:
+                st[name] = _net_state(getattr(g, name))
+        for name in OPTIMISERS:
+            if getattr(g, name, None) is not None:
+                st[name] = _opt_state(getattr(g, name))
         groups.append(st)
     return groups
 
@@ -139,25 +146,27 @@ def load_learners_state(learners, groups: Sequence[Mapping[str, Any]]) -> None:
     for (g, _), st in zip(learners.groups, groups):
         if [tuple(m) for m in st["members"]] != [tuple(m) for m in g.members]:
             raise ValueError("checkpoint members differ from this job's")
-        _load_net(g.actor, st["actor"])
-        _load_net(g.actor_t, st["actor_t"])
-        _load_opt(g.actor_opt, st["actor_opt"])
+        have = {n for n in (*NETS, *OPTIMISERS) if getattr(g, n, None) is not None}
+        if have != {n for n in (*NETS, *OPTIMISERS) if n in st}:
+            raise ValueError("checkpoint networks differ from this job's")
+        for name in NETS:
+            if name in st:
+                _load_net(getattr(g, name), st[name])
+        for name in OPTIMISERS:
+            if name in st:
+                _load_opt(getattr(g, name), st[name])
         for gen, s in zip(g.g_batch, st["g_batch"]):
             gen.set_state(s)
         for gen, s in zip(g.g_noise, st["g_noise"]):
             gen.set_state(s)
-        if g.algo.uses_critic:
-            _load_net(g.critic, st["critic"])
-            _load_net(g.critic_t, st["critic_t"])
-            _load_opt(g.critic_opt, st["critic_opt"])
 
 
 def weights_digest(learners) -> str:
-    """sha256 over every group's online and target weights and running statistics (a record field: two
-    runs with equal digests ended with the same networks, bit for bit)."""
+    """sha256 over every group's networks (weights and running statistics): a record field, so two runs
+    with equal digests ended with the same networks, bit for bit."""
     h = hashlib.sha256()
     for st in learners_state(learners):
-        for net in ("actor", "actor_t", "critic", "critic_t"):
+        for net in NETS:
             for k, t in sorted((st.get(net) or {}).items()):
                 data = t.detach().cpu().contiguous().numpy().tobytes()
                 h.update(f"{net}.{k}:{len(data)}:".encode() + data)

@@ -28,7 +28,7 @@ def lint(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Performance: omarbench vs a baseline measured in the same run (ratios, never timed asserts)."""
     _install(session)
-    session.run("python", "-m", "omarbench.bench", *session.posargs)
+    session.run("python", "-m", "omarbench.perf", *session.posargs)
 
 
 @nox.session

@@ -18,7 +18,6 @@ Public API::
     load_records(results_dir) -> DataFrame  one row per run (tidy)
     load_curves(results_dir) -> DataFrame   long form: one row per (run, evaluation round)
     load_behaviour(results_dir) -> DataFrame
-    completed_keys(results_dir) -> set      keys of the runs that finished with status "ok"
 """
 
 from __future__ import annotations
@@ -28,13 +27,15 @@ import hashlib
 import json
 import math
 import os
-import secrets
 import subprocess
 import warnings
 from collections.abc import Iterator, Mapping
-from functools import cache, lru_cache
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from omarbench.io import atomic_write_text
+from omarbench.versions import code_version, source_digest  # noqa: F401  (run keys use them)
 
 if TYPE_CHECKING:  # pandas is imported where tables are built, so writers stay light
     import pandas as pd
@@ -101,66 +102,6 @@ def key_of(record: Mapping[str, Any]) -> str:
     )
 
 
-# The sources that decide a run's numbers once its config and dataset are fixed: the learners, the
-# training and evaluation loop, the environments and the fixed prey they evaluate against, and the
-# dataset reader. Everything else (sweep, report, CLI, collection: a dataset is identified by its digest)
-# can change without invalidating finished runs, so a long study survives commits of its own records.
-RESULT_SOURCES: tuple[str, ...] = (
-    "algos", "nn.py", "train.py", "presets.py", "tasks", "assets/prey", "data/reader.py", "data/schema.py",
-)
-# The files under ``algos/`` that only one algorithm's runs depend on (its own module and the modules
-# it imports). A run's code version covers the shared sources and its algorithm's files, not the other
-# algorithms': fixing one algorithm reruns that algorithm only. ``tests/test_results.py`` checks that
-# every algorithm module is listed and that each entry includes the algorithm modules it imports.
-ALGO_SOURCES: dict[str, tuple[str, ...]] = {
-    "BC": ("algos/bc.py",),
-    "MA-TD3+BC": ("algos/td3bc.py",),
-    "MA-ICQ": ("algos/icq.py",),
-    "MA-CQL": ("algos/cql.py",),
-    "OMAR": ("algos/omar.py", "algos/cql.py"),
-}
-
-
-def _source_files(base: Path) -> list[Path]:
-    files: list[Path] = []
-    for entry in RESULT_SOURCES:
-        path = base / entry
-        if path.is_dir():
-            files += [f for f in path.rglob("*") if f.is_file() and f.suffix in (".py", ".pt", ".json")]
-        elif path.is_file():
-            files.append(path)
-    return sorted(files, key=lambda f: f.relative_to(base).as_posix())
-
-
-def source_digest(package_dir: str | os.PathLike | None = None, algo: str | None = None) -> str:
-    """sha256 over the relative paths and bytes of :data:`RESULT_SOURCES` (``.py`` files and prey assets).
-
-    With ``algo`` (a canonical name), the other algorithms' own files (:data:`ALGO_SOURCES`) are left out.
-    """
-    base = Path(package_dir) if package_dir is not None else Path(__file__).resolve().parent
-    if algo is not None and algo not in ALGO_SOURCES:
-        raise ValueError(f"no source list for algorithm {algo!r}; known: {', '.join(ALGO_SOURCES)}")
-    others = set() if algo is None else {f for fs in ALGO_SOURCES.values() for f in fs} - set(ALGO_SOURCES[algo])
-    h = hashlib.sha256()
-    for f in _source_files(base):
-        rel = f.relative_to(base).as_posix()
-        if rel in others:
-            continue
-        data = f.read_bytes()
-        h.update(len(rel).to_bytes(8, "little") + rel.encode() + len(data).to_bytes(8, "little") + data)
-    return h.hexdigest()
-
-
-@cache
-def code_version(algo: str | None = None) -> str:
-    """``<omarbench version>+src.<12 hex>``: the package version and the digest of the result-deciding
-    sources (:func:`source_digest`), for one algorithm's runs when ``algo`` is given. Part of every run
-    key: a run is redone when its version changes."""
-    from omarbench import __version__
-
-    return f"{__version__}+src.{source_digest(algo=algo)[:12]}"
-
-
 @lru_cache(maxsize=1)
 def git_revision() -> str | None:
     """The git commit of the installed package (provenance only, not part of run keys), or None."""
@@ -194,43 +135,6 @@ def record_filename(record: Mapping[str, Any]) -> str:
 def behaviour_filename(record: Mapping[str, Any]) -> str:
     digest = (record.get("dataset") or {}).get("digest") or "nodigest"
     return f"{BEHAVIOUR_PREFIX}{_safe(record['task'])}__{_safe(record['level'])}__{digest[:12]}.json"
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` so that readers see either the old file or the whole new one.
-
-    The temporary file sits in the same directory (so ``os.replace`` is atomic), has a unique name (so
-    concurrent writers never share one), and is fsynced before the rename; the directory is fsynced after.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for open()
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # make the rename itself durable (best effort: not every platform can open a directory)
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
-    return path
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def record_text(record: Mapping[str, Any]) -> str:
@@ -277,7 +181,12 @@ def failed_record(
     wall_time_s: float = 0.0,
 ) -> dict[str, Any]:
     """A complete record (status ``failed``) for a run that did not produce one itself."""
-    version = code_version_ or code_version(algo if algo in ALGO_SOURCES else None)
+    if code_version_ is None:
+        try:
+            code_version_ = code_version(algo)
+        except ValueError:  # not an algorithm of this package
+            code_version_ = code_version()
+    version = code_version_
     dataset = dict(dataset or {})
     reason_line = " ".join(str(reason).split()) or "unknown error"
     return {
@@ -494,15 +403,3 @@ def load_behaviour(results_dir: str | os.PathLike) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=list(BEHAVIOUR_COLUMNS))
     return df.sort_values(["task", "level", "file"], kind="stable").reset_index(drop=True)
 
-
-def completed_keys(results_dir: str | os.PathLike) -> set[str]:
-    """Keys (recomputed from each record's fields) of the runs that finished with status ``ok``."""
-    done = set()
-    for _, rec in iter_records(results_dir):
-        if rec.get("status") != "ok":
-            continue
-        try:
-            done.add(key_of(rec))
-        except (KeyError, TypeError, ValueError):
-            continue
-    return done

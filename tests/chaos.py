@@ -34,7 +34,7 @@ VOLATILE = ("wall_time_s", "created", "git")
 
 COLLECT = """
 import sys
-from omarbench.behaviour.collector import collect, tiny_config
+from omarbench.collect.collector import collect, tiny_config
 collect("spread-n1", "all", root=sys.argv[1], config=tiny_config(total_steps=1_500, transitions=500),
         progress=False, log=lambda s: None)
 """
@@ -107,8 +107,8 @@ def kill(proc: subprocess.Popen, group: bool) -> None:
 def startup_s() -> float:
     """How long a child takes to import the package (kills before that would test nothing)."""
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import omarbench.cli, omarbench.behaviour.collector, omarbench.train"],
-                   env=_env(), check=True)
+    imports = "import omarbench.cli, omarbench.collect.collector, omarbench.offline.train"
+    subprocess.run([sys.executable, "-c", imports], env=_env(), check=True)
     return time.perf_counter() - t0
 
 

@@ -7,12 +7,12 @@ import pytest
 import torch
 from toy_offline import ToyAgent, ToyDataset, contextual_dataset, contextual_reward
 
-from omarbench.algos import ALGO_NAMES, canonical_name, get_algorithm
-from omarbench.algos.core import Learners
-from omarbench.algos.icq import batch_softmax
-from omarbench.algos.omar import OMARConfig, rectified_actions
 from omarbench.errors import UsageError
-from omarbench.nn import BatchedActor, BatchedTwinCritic, FlatAdam, FlatParams, sampled_logsumexp
+from omarbench.offline.algos import ALGO_NAMES, canonical_name, get_algorithm
+from omarbench.offline.algos.core import Learners
+from omarbench.offline.algos.icq import batch_softmax
+from omarbench.offline.algos.omar import OMARConfig, rectified_actions
+from omarbench.offline.nn import BatchedActor, BatchedTwinCritic, FlatAdam, FlatParams, sampled_logsumexp
 
 ALIASES = {"MA-ICQ": "icq", "MA-TD3+BC": "td3bc", "MA-CQL": "cql", "OMAR": "omar", "BC": "bc"}
 
@@ -360,7 +360,7 @@ def _copy_into_baseline(g, ag, m=0):
 def test_one_update_matches_the_authors_per_agent_formulation(algo):
     """Same weights, same minibatch: the batched update's clipped gradients, new weights and actor
     BatchNorm statistics equal those of plain nn.Modules updated as the authors' MATD3.update does."""
-    from omarbench.bench import zoo
+    from omarbench.perf import zoo
 
     ds = contextual_dataset(512, obs_dims=[zoo.OBS])
     for ag in ds.agents:  # episode-ordered rows, so MA-ICQ has next actions

@@ -17,11 +17,11 @@ import torch
 from toy_offline import rollout_dataset
 
 from omarbench import checkpoint as ck
-from omarbench.algos.core import Learners
 from omarbench.errors import UsageError
 from omarbench.guard import FileLock, tmp_leftovers
+from omarbench.offline.algos.core import Learners
+from omarbench.offline.train import train
 from omarbench.tasks.spec import parse_task_id
-from omarbench.train import train
 
 TASK = parse_task_id("spread-n1")
 TINY = {"rounds": 12, "eval_every": 3, "eval_episodes": 2, "final_episodes": 4, "batch_size": 32}
@@ -166,7 +166,7 @@ CHILD = textwrap.dedent("""
     torch.set_num_threads(1)
     from toy_offline import rollout_dataset
     from omarbench.tasks.spec import parse_task_id
-    from omarbench.train import train
+    from omarbench.offline.train import train
     task = parse_task_id("spread-n1")
     data = rollout_dataset(task, episodes=8)
     train("OMAR", task, "random", [0, 1, 3], preset="quick", results_dir=sys.argv[1], dataset=data,

@@ -10,14 +10,14 @@ import time
 import numpy as np
 import pytest
 
-from omarbench.behaviour.collector import behaviour_dir, collect, tiny_config
+from omarbench.collect.collector import behaviour_dir, collect, tiny_config
 from omarbench.data import LEVELS, load_dataset
 from omarbench.tasks.spec import parse_task_id
 
 CFG = tiny_config(total_steps=3_000, transitions=1_000)
 CHILD = """
 import sys
-from omarbench.behaviour.collector import collect, tiny_config
+from omarbench.collect.collector import collect, tiny_config
 collect("spread", "all", root=sys.argv[1], config=tiny_config(total_steps=3_000, transitions=1_000),
         progress=False, log=lambda s: None)
 """
@@ -112,14 +112,14 @@ def test_small_presets_keep_their_datasets_apart(tmp_path):
 
 
 def _tiny_run(root, name="run"):
-    from omarbench.behaviour.run import BehaviourRun
+    from omarbench.collect.run import BehaviourRun
 
     cfg = tiny_config(total_steps=3_000, transitions=250).run
     return BehaviourRun(parse_task_id("spread-n1"), root / name, cfg, seed=0)
 
 
 def test_a_kill_between_the_run_record_and_the_state_loses_no_checkpoint(tmp_path, monkeypatch):
-    import omarbench.behaviour.run as run_mod
+    import omarbench.collect.run as run_mod
 
     reference = _tiny_run(tmp_path, "whole").train()
     real = run_mod.atomic_write_bytes
@@ -147,7 +147,7 @@ def test_a_kill_between_the_run_record_and_the_state_loses_no_checkpoint(tmp_pat
 def test_a_run_refuses_another_configuration(tmp_path):
     from dataclasses import replace
 
-    from omarbench.behaviour.run import BehaviourRun
+    from omarbench.collect.run import BehaviourRun
     from omarbench.errors import OmarbenchError
 
     run = _tiny_run(tmp_path)

@@ -15,8 +15,8 @@ import pytest
 
 from omarbench.errors import UsageError
 from omarbench.tasks.envs import make_vec_env
-from omarbench.tasks.mpe_fast import NumpyVecEnv, seeded_uniform
 from omarbench.tasks.mpe_ref import ReferenceEnv
+from omarbench.tasks.numpy_engine import NumpyVecEnv, seeded_uniform
 from omarbench.tasks.rollout import random_rollout
 from omarbench.tasks.spec import parse_task_id
 

@@ -3,9 +3,9 @@
 import pytest
 from toy_offline import rollout_dataset
 
+from omarbench.offline.train import train
 from omarbench.progress import LogLines, clock, make_console
 from omarbench.tasks.spec import parse_task_id
-from omarbench.train import train
 
 TASK = parse_task_id("spread-n1")
 

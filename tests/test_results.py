@@ -77,16 +77,12 @@ def test_missing_directory_gives_empty_tables():
     assert rs.load_curves("/nonexistent/omarbench-results").empty
 
 
-def test_completed_keys_recompute_from_fields_and_ignore_failures(tmp_path):
+def test_keys_are_recomputed_from_a_record_s_fields():
     ok = make_record(seed=0)
-    bad = make_record(seed=1, status="failed", reason="x")
     forged = make_record(seed=2)
     forged["key"] = "0" * 64  # a stored key that does not match the fields is not trusted
-    for r in (ok, bad, forged):
-        rs.write_record(tmp_path, r)
-    keys = rs.completed_keys(tmp_path)
-    assert ok["key"] in keys and bad["key"] not in keys
-    assert rs.key_of(forged) in keys and "0" * 64 not in keys
+    assert rs.key_of(ok) == ok["key"]
+    assert rs.key_of(forged) == make_record(seed=2)["key"] != forged["key"]
 
 
 def test_run_key_depends_on_config_digest_and_version():
@@ -98,78 +94,119 @@ def test_run_key_depends_on_config_digest_and_version():
         assert rs.run_key(**{**base, **change}) != k
 
 
-def test_code_version_follows_result_sources_only(tmp_path):
-    """Editing the learners changes the code version (finished runs are redone); editing the report or
-    the sweep does not (a long study survives commits of its own records)."""
+def _package_copy(tmp_path):
     import shutil
 
     import omarbench
 
     pkg = tmp_path / "omarbench"
     shutil.copytree(Path(omarbench.__file__).parent, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    return pkg
+
+
+def _edit(pkg, rel, old, new):
+    text = (pkg / rel).read_text()
+    assert old in text, f"{rel} lacks {old!r}"
+    (pkg / rel).write_text(text.replace(old, new, 1))
+
+
+def _algos():
+    from omarbench.offline.algos import ALGO_NAMES
+
+    return list(ALGO_NAMES)
+
+
+def test_code_version_follows_result_sources_only(tmp_path):
+    """Editing the learners changes the code version (finished runs are redone); editing the report or
+    the sweep does not (a long study survives commits of its own records)."""
+    pkg = _package_copy(tmp_path)
     base = rs.source_digest(pkg)
-    for harmless in ("report/build.py", "sweep.py", "cli.py"):
-        (pkg / harmless).write_text((pkg / harmless).read_text() + "\n# edited\n")
+    for harmless in ("report/build.py", "grid/sweep.py", "cli/__init__.py"):
+        (pkg / harmless).write_text((pkg / harmless).read_text() + "\nX_EDITED = 1\n")
     assert rs.source_digest(pkg) == base
-    (pkg / "algos" / "cql.py").write_text((pkg / "algos" / "cql.py").read_text() + "\n# edited\n")
+    (pkg / "offline/algos/cql.py").write_text((pkg / "offline/algos/cql.py").read_text() + "\nX_EDITED = 1\n")
     assert rs.source_digest(pkg) != base
     assert rs.code_version().split("+src.")[1] == rs.source_digest()[:12]
 
 
+def test_comments_docstrings_and_formatting_do_not_change_a_version(tmp_path):
+    pkg = _package_copy(tmp_path)
+    before = {a: rs.source_digest(pkg, a) for a in [None, *_algos()]}
+    core = "offline/algos/core.py"
+    _edit(pkg, core, "\n\n@dataclass\nclass TD3Config", "\n# a note\n\n\n@dataclass\nclass  TD3Config")
+    _edit(pkg, core, '"""Hyperparameters shared', '"""Reworded: hyperparameters shared')
+    _edit(pkg, "offline/algos/icq.py", '"""MA-ICQ:', '"""An edited module docstring.\n\nMA-ICQ:')
+    _edit(pkg, "offline/nn.py", "\nimport torch\n", "\nimport torch  # the tensor library\n")
+    assert {a: rs.source_digest(pkg, a) for a in before} == before
+
+
+def test_moves_and_renames_do_not_change_a_version(tmp_path):
+    """A module moved to another folder or renamed (its importers updated) keeps every version."""
+    from omarbench import versions
+
+    pkg = _package_copy(tmp_path)
+    before = {a: rs.source_digest(pkg, a) for a in [None, *_algos()]}
+    # rename data/reader.py -> data/reading.py, move offline/nn.py -> nets.py, offline/algos/ -> zoo/
+    (pkg / "data" / "reader.py").rename(pkg / "data" / "reading.py")
+    (pkg / "offline" / "nn.py").rename(pkg / "nets.py")
+    (pkg / "offline" / "algos").rename(pkg / "zoo")
+    for f in pkg.rglob("*.py"):
+        text = f.read_text()
+        new = (text.replace("omarbench.data.reader", "omarbench.data.reading")
+               .replace("omarbench.offline.nn", "omarbench.nets")
+               .replace("omarbench.offline.algos", "omarbench.zoo"))
+        if new != text:
+            f.write_text(new)
+    sources = (*versions.RESULT_SOURCES, "nets.py", "zoo")
+    sources = tuple(s.replace("data/reader.py", "data/reading.py") for s in sources)
+    after = {a: rs.source_digest(pkg, a, sources=sources, algo_package="zoo") for a in before}
+    assert after == before
+
+
 def test_an_algorithm_version_follows_its_own_files_and_the_shared_ones(tmp_path):
     """Fixing one algorithm reruns that algorithm (and those built on it), not the others."""
-    import shutil
-
-    import omarbench
-
-    pkg = tmp_path / "omarbench"
-    shutil.copytree(Path(omarbench.__file__).parent, pkg, ignore=shutil.ignore_patterns("__pycache__"))
-    algos = list(rs.ALGO_SOURCES)
+    pkg = _package_copy(tmp_path)
+    algos = _algos()
 
     def versions():
         return {a: rs.source_digest(pkg, a) for a in algos}
 
     def edit(rel):
-        (pkg / rel).write_text((pkg / rel).read_text() + "\n# edited\n")
+        (pkg / rel).write_text((pkg / rel).read_text() + "\nX_EDITED = 1\n")
 
     v0 = versions()
     assert len(set(v0.values())) == len(algos)
-    edit("algos/icq.py")
+    edit("offline/algos/icq.py")
     v1 = versions()
     assert [a for a in algos if v1[a] != v0[a]] == ["MA-ICQ"]
-    edit("algos/cql.py")  # OMAR's critic penalty is CQL's
+    edit("offline/algos/cql.py")  # OMAR's critic penalty is CQL's
     v2 = versions()
     assert sorted(a for a in algos if v2[a] != v1[a]) == ["MA-CQL", "OMAR"]
-    edit("algos/core.py")
-    edit("train.py")
+    edit("offline/algos/core.py")
     v3 = versions()
     assert all(v3[a] != v2[a] for a in algos)
+    edit("offline/train.py")
+    v4 = versions()
+    assert all(v4[a] != v3[a] for a in algos)
     for a in algos:
         assert rs.code_version(a).split("+src.")[1] == rs.source_digest(algo=a)[:12]
-    with pytest.raises(ValueError, match="no source list"):
+    with pytest.raises(ValueError, match="no algorithm module names"):
         rs.source_digest(pkg, "MA-XYZ")
 
 
-def test_every_algorithm_module_is_attributed_with_what_it_imports():
-    """Each algorithm module belongs to ALGO_SOURCES, and an entry lists the algorithm modules its
-    files import (so an edit to an imported algorithm reruns the importer too)."""
-    import ast
+def test_every_registered_algorithm_is_found_in_its_own_module():
+    """The versions find each algorithm's module in the sources; it is the module its class comes from."""
+    import sys
 
     import omarbench
-    from omarbench.algos import ALGO_NAMES
+    from omarbench import versions
+    from omarbench.offline.algos import ALGORITHMS
 
-    assert set(rs.ALGO_SOURCES) == set(ALGO_NAMES)
-    base = Path(omarbench.__file__).parent
-    shared = {"algos/__init__.py", "algos/core.py"}
-    on_disk = {f"algos/{f.name}" for f in (base / "algos").glob("*.py")} - shared
-    assert on_disk == {f for fs in rs.ALGO_SOURCES.values() for f in fs}
-    for algo, files in rs.ALGO_SOURCES.items():
-        for rel in files:
-            tree = ast.parse((base / rel).read_text())
-            for node in ast.walk(tree):
-                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("omarbench.algos."):
-                    dep = "algos/" + node.module.rsplit(".", 1)[1] + ".py"
-                    assert dep in shared or dep in files, f"{algo}: {rel} imports {dep}"
+    found = versions.algorithm_modules(Path(omarbench.__file__).parent)
+    assert set(found) == set(ALGORITHMS)
+    for name, cls in ALGORITHMS.items():
+        assert Path(sys.modules[cls.__module__].__file__).resolve() in {p.resolve() for p in found[name]}
+    assert {p.stem for p in found["OMAR"]} == {"omar", "cql"}  # OMAR imports MA-CQL's penalty
 
 
 def test_record_file_is_compact_json_with_one_field_per_line(tmp_path):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from omarbench import results as rs
-from omarbench import sweep
+from omarbench.grid import sweep
 
 TINY = {"rounds": 4, "eval_every": 2, "eval_episodes": 2, "final_episodes": 4, "batch_size": 32}
 
@@ -34,7 +34,7 @@ def make_dataset(root, task_id, level, episodes=40, seed=0):
 
 @pytest.mark.slow
 def test_eval_then_report_with_the_real_trainer(tmp_path):
-    pytest.importorskip("omarbench.train", reason="the offline trainer is not in this build")
+    pytest.importorskip("omarbench.offline.train", reason="the offline trainer is not in this build")
     from omarbench.data import preset_root
 
     root = tmp_path / "data"

@@ -10,11 +10,11 @@ import torch
 from toy_offline import rollout_dataset
 
 from omarbench import results as rs
-from omarbench.algos.core import GroupLearner
 from omarbench.errors import UsageError
-from omarbench.presets import make_config, resolve_config
+from omarbench.offline.algos.core import GroupLearner
+from omarbench.offline.presets import make_config, resolve_config
+from omarbench.offline.train import contiguous_runs, train
 from omarbench.tasks.spec import parse_task_id
-from omarbench.train import contiguous_runs, train
 
 TASK = parse_task_id("spread-n1")
 TINY = {"rounds": 6, "eval_every": 3, "eval_episodes": 2, "final_episodes": 4, "batch_size": 32}

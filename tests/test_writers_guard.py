@@ -10,7 +10,7 @@ import time
 import pytest
 
 from omarbench import results as rs
-from omarbench.behaviour.collector import behaviour_dir, collect, tiny_config
+from omarbench.collect.collector import behaviour_dir, collect, tiny_config
 from omarbench.data import DatasetWriter
 from omarbench.data.synthetic import synthetic_episodes
 from omarbench.errors import OmarbenchError, UsageError
@@ -47,7 +47,7 @@ def test_creating_a_store_clears_half_made_ones_of_killed_writers(tmp_path):
 
 
 def test_behaviour_run_files_use_unique_temporary_names(tmp_path, monkeypatch):
-    import omarbench.behaviour.run as run_mod
+    import omarbench.collect.run as run_mod
 
     names = []
     real = os.replace
@@ -122,9 +122,9 @@ def _rollout(**kw):
     (lambda: _rollout(seed=-1), "--seed must be"),
     (lambda: _rollout(episodes=10**8),
      "--episodes must be an integer in 1..100,000"),
-    (lambda: __import__("omarbench.sweep", fromlist=["x"]).parse_seeds("100000000000"), "at most 1,000"),
-    (lambda: __import__("omarbench.sweep", fromlist=["x"]).parse_seeds("0-99999999999"), "at most 1,000"),
-    (lambda: __import__("omarbench.sweep", fromlist=["x"]).parse_seeds("5,99999999999"), "seeds in 0..2147483647"),
+    (lambda: __import__("omarbench.vocab", fromlist=["x"]).parse_seeds("100000000000"), "at most 1,000"),
+    (lambda: __import__("omarbench.vocab", fromlist=["x"]).parse_seeds("0-99999999999"), "at most 1,000"),
+    (lambda: __import__("omarbench.vocab", fromlist=["x"]).parse_seeds("5,99999999999"), "seeds in 0..2147483647"),
     (lambda: collect("spread-n1", "random", seed=2**40, config=CFG, progress=False), "--seed must be"),
     (lambda: collect("spread-n1", "random", transitions=10**12, config=CFG, progress=False), "--transitions"),
 ])
@@ -143,15 +143,15 @@ def test_bounds_are_checked_before_any_work(call, fragment):
     ({"final_episodes": "10000000"}, "final_episodes must be a positive integer in 1..100,000"),
 ])
 def test_every_numeric_override_is_bounded(override, fragment):
-    from omarbench.presets import make_config
+    from omarbench.offline.presets import make_config
 
     with pytest.raises(UsageError, match=fragment):
         make_config("OMAR", "spread", "expert", "paper", override)
 
 
 def test_train_and_prey_refuse_bad_outputs_before_any_work(tmp_path):
-    from omarbench.behaviour.prey_training import train_prey
-    from omarbench.train import train
+    from omarbench.collect.prey_training import train_prey
+    from omarbench.offline.train import train
 
     afile = tmp_path / "afile"
     afile.write_text("x")

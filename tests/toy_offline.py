@@ -102,13 +102,15 @@ def rollout_dataset(task, episodes: int = 40, seed: int = 0, level: str = "rando
 
 
 def main() -> None:
-    """The learning sanity run quoted in the README: each algorithm on 400 uniform-random spread-n1
-    episodes, 600 rounds of the ``quick`` settings, seeds 0-2; prints the final returns."""
+    """The learning sanity run quoted in the README: each algorithm (or those named on the command
+    line) on 400 uniform-random spread-n1 episodes, 600 rounds of the ``quick`` settings, seeds 0-2;
+    prints the final returns."""
+    import sys
     import tempfile
 
-    from omarbench.algos import ALGO_NAMES
+    from omarbench.offline.algos import ALGO_NAMES
+    from omarbench.offline.train import train
     from omarbench.tasks.spec import parse_task_id
-    from omarbench.train import train
 
     torch.set_num_threads(1)
     task = parse_task_id("spread-n1")
@@ -116,7 +118,7 @@ def main() -> None:
     print(f"dataset: {data.n_transitions} transitions, "
           f"mean return {data.reference_returns['random']['mean']:.1f}")
     with tempfile.TemporaryDirectory() as out:
-        for algo in ALGO_NAMES:
+        for algo in sys.argv[1:] or ALGO_NAMES:
             recs = train(algo, task, "random", [0, 1, 2], preset="quick", results_dir=out,
                          overrides={"rounds": 600}, dataset=data, progress=False)
             finals = sorted(r["final"]["return"] for r in recs)

@@ -27,9 +27,10 @@ from pathlib import Path
 import numpy as np
 
 from omarbench.errors import OmarbenchError, UsageError
+from omarbench.paths import DATA_ENV_VAR, default_root, preset_root  # noqa: F401  (part of the data API)
 from omarbench.tasks.spec import Task, parse_task_id
+from omarbench.vocab import LEVELS
 
-LEVELS: tuple[str, ...] = ("random", "medium-replay", "medium", "expert")
 SCHEMA_VERSION = 1
 FORMAT_NAME = "omarbench-dataset"
 DIGEST_ALGORITHM = "omarbench-manifest-sha256-v1"
@@ -38,8 +39,8 @@ AGENT_FIELDS: tuple[str, ...] = ("observations", "actions", "rewards", "next_obs
 SHARED_FIELDS: tuple[str, ...] = ("terminals", "truncations")
 EPISODE_STARTS = "episode_starts"
 
-DATA_ENV_VAR = "OMARBENCH_DATA"
 STORE_SUFFIX = ".zarr"
+LOCK_NAME = ".omarbench-writer.lock"  # held by a writer while it writes a store
 
 # Chunking: rows per chunk is a power of two chosen so the widest per-row array's chunk is ~4 MiB.
 TARGET_CHUNK_BYTES = 4 << 20
@@ -82,24 +83,6 @@ def parse_dataset_id(text: str) -> tuple[Task, str]:
 def store_name(ds_id: str) -> str:
     """File-system name of a dataset's store: ``tag:mpe2-expert`` -> ``tag+mpe2-expert.zarr``."""
     return ds_id.replace(":", "+") + STORE_SUFFIX
-
-
-def default_root() -> Path:
-    """``$OMARBENCH_DATA`` if set, else ``~/.local/share/omarbench/datasets``."""
-    env = os.environ.get(DATA_ENV_VAR)
-    if env:
-        return Path(env).expanduser()
-    return Path("~/.local/share/omarbench/datasets").expanduser()
-
-
-def preset_root(root: str | os.PathLike | None, preset: str = "paper") -> Path:
-    """The data root a collection preset uses: ``root`` for ``paper``, ``root/<preset>`` otherwise.
-
-    Keeping small-budget datasets apart means a ``paper`` run can never pick up a ``quick`` dataset
-    of the same id (or the other way round).
-    """
-    base = Path(root).expanduser() if root is not None else default_root()
-    return base if preset == "paper" else base / preset
 
 
 def dataset_path(ds_id: str, root: str | os.PathLike | None = None) -> Path:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from omarbench.tasks.spec import Task
+from omarbench.vocab import normalised_score as normalised
 
 QUANTILES: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75, 0.95)
 
@@ -65,4 +66,4 @@ def normalised_score(score: float | None, references: Mapping[str, Any] | None) 
         return None
     if not np.isfinite(lo) or not np.isfinite(hi) or hi == lo:
         return None
-    return 100.0 * (float(score) - lo) / (hi - lo)
+    return normalised(float(score), lo, hi)

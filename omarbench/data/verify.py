@@ -17,7 +17,6 @@ import numpy as np
 from omarbench.data import schema
 from omarbench.data.stats import episode_returns, return_statistics
 from omarbench.data.store import StoreInfo, open_dataset, structure_problems
-from omarbench.data.writer import LOCK_NAME
 from omarbench.errors import OmarbenchError
 
 
@@ -59,8 +58,8 @@ def verify_dataset(id_or_path: str | os.PathLike, root: str | os.PathLike | None
     stray = [str(p.relative_to(path)) for p in path.rglob("*.partial")]
     if stray:
         result.warnings.append(f"{len(stray)} leftover temporary file(s) from an interrupted write: {stray[0]}")
-    if info.complete and (path / LOCK_NAME).exists():
-        result.warnings.append(f"leftover writer lock file {LOCK_NAME} (harmless)")
+    if info.complete and (path / schema.LOCK_NAME).exists():
+        result.warnings.append(f"leftover writer lock file {schema.LOCK_NAME} (harmless)")
     return result
 
 

@@ -33,8 +33,6 @@ from omarbench.errors import OmarbenchError, UsageError
 from omarbench.guard import clean_stale_temps, creating_name
 from omarbench.tasks.spec import Task
 
-LOCK_NAME = ".omarbench-writer.lock"
-
 # Root attributes the writer owns; user metadata may not set them.
 RESERVED_KEYS = frozenset({
     "format", "schema_version", "omarbench_version", "id", "task", "level", "agents", "layout",
@@ -83,7 +81,7 @@ class _Lock:
     """An advisory lock held while a writer owns the store (released by the kernel if the process dies)."""
 
     def __init__(self, store: Path):
-        self.path = store / LOCK_NAME
+        self.path = store / schema.LOCK_NAME
         self.fd: int | None = None
         try:
             import fcntl

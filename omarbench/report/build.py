@@ -31,6 +31,7 @@ import pandas as pd
 
 from omarbench import results as rs
 from omarbench.errors import OmarbenchError, UsageError, bad_choice
+from omarbench.io import atomic_write_bytes
 from omarbench.report import compare, plots, stats
 from omarbench.report.paper import PAPER_CITATION, PAPER_TASKS, normalise_with_paper
 from omarbench.report.tables import (
@@ -47,9 +48,9 @@ from omarbench.report.tables import (
     score_latex,
     score_markdown,
 )
+from omarbench.vocab import LEVELS, SCALING_LEVEL, check_preset
 
 REFERENCES = ("ours", "paper")
-SCALING_LEVEL = "medium-replay"
 RLIABLE_CITATION = (
     "Agarwal, Schwarzer, Castro, Courville, Bellemare. Deep Reinforcement Learning at the Edge of the "
     "Statistical Precipice. NeurIPS 2021"
@@ -71,7 +72,7 @@ class ReportSummary:
 
 
 def choose_preset(df: pd.DataFrame, preset: str | None, where: str = "these results") -> str | None:
-    from omarbench.presets import PRESETS
+    from omarbench.vocab import PRESETS
 
     present = sorted(p for p in df["preset"].dropna().unique())
     if preset is not None:
@@ -123,7 +124,7 @@ def is_scaling_task(task: str) -> bool:
 
 def _main_footnotes(table: ScoreTable, references: str, n_eval: str) -> list[str]:
     refs = ("the random and expert returns stored in each dataset (measured by omarbench when it collected)"
-            if references == "ours" else "the paper's reference returns (PROTOCOL §3: spread 516.8/159.8, "
+            if references == "ours" else "the paper's reference returns (docs/protocol.md §3: spread 516.8/159.8, "
             "tag 185.6/−4.1, world 79.5/−6.8 for expert/random)")
     notes = [
         "Cells: normalised score 100 × (S − S_random) / (S_expert − S_random) of the final policy "
@@ -316,7 +317,7 @@ def _main_sections(main: pd.DataFrame, table: ScoreTable, references: str, md: l
           fnum(r["ours_mean"] - r["paper_mean"])] for r in comp],
     ).encode()
     groups = []
-    for level in ("random", "medium-replay", "medium", "expert"):
+    for level in LEVELS:
         grows = [[(t, False)] + [(c.replace("**", ""), c.startswith("**")) for c in cells]
                  for (lv, t), cells in crow.items() if lv == level]
         groups.append((LEVEL_LABELS[level], grows))
@@ -419,6 +420,8 @@ def build_report(
     listed in the summary's notes and in the leaderboard's."""
     if references not in REFERENCES:
         raise bad_choice("references", references, REFERENCES)
+    if preset is not None:
+        check_preset(preset)
     results_dir, out_dir = Path(results_dir), Path(out_dir)
     from omarbench.guard import check_output_dir
 
@@ -505,6 +508,6 @@ def build_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in sorted(files):
         path = out_dir / name
-        rs.atomic_write_bytes(path, files[name])
+        atomic_write_bytes(path, files[name])
         summary.files.append(path)
     return summary

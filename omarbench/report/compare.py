@@ -14,9 +14,9 @@ import numpy as np
 
 from omarbench.report import stats
 from omarbench.report.paper import PAPER_SEEDS, PAPER_TASKS, paper_mpe_table
-from omarbench.report.tables import LEVEL_LABELS, ScoreTable, format_cell
+from omarbench.report.tables import ScoreTable, format_cell
+from omarbench.vocab import LEVELS, PAPER_ALGOS
 
-PAPER_ALGOS = ("MA-ICQ", "MA-TD3+BC", "MA-CQL", "OMAR")
 TARGET = "OMAR"
 BASELINES = ("MA-ICQ", "MA-TD3+BC", "MA-CQL")
 
@@ -180,7 +180,7 @@ def evaluate_claims(table: ScoreTable, improvement: Mapping[str, stats.Estimate]
 
 def scaling_claims(ns: Sequence[int], omar_vs_cql: Sequence[stats.Estimate],
                    cql_vs_behaviour: Sequence[stats.Estimate]) -> list[Claim]:
-    """The agent-count claims (PROTOCOL §6) on our scaling runs (the paper shows them as figures only)."""
+    """The agent-count claims (docs/protocol.md §6) on our scaling runs (the paper shows them as figures only)."""
     claims = []
     pts = [(n, e.value) for n, e in zip(ns, omar_vs_cql) if math.isfinite(e.value)]
     pos = sum(v > 0 for _, v in pts)
@@ -216,7 +216,7 @@ def comparison_rows(table: ScoreTable) -> list[dict[str, object]]:
     theirs, mine = paper(), ours(table)
     bold_t, bold_m = bold_flags(theirs), bold_flags(mine)
     rows = []
-    for level in ("random", "medium-replay", "medium", "expert"):
+    for level in LEVELS:
         for task in PAPER_TASKS:
             for algo in PAPER_ALGOS:
                 k = (level, task, algo)
@@ -232,7 +232,3 @@ def comparison_rows(table: ScoreTable) -> list[dict[str, object]]:
                     "paper_bold": bool(bold_t.get(k)),
                 })
     return rows
-
-
-def level_label(level: str) -> str:
-    return LEVEL_LABELS.get(level, level)

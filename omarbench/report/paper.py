@@ -19,9 +19,9 @@ import pandas as pd
 
 from omarbench.data.paper_refs import CITATION as PAPER_CITATION
 from omarbench.data.paper_refs import PAPER_REFERENCE_RETURNS
+from omarbench.vocab import PAPER_TASKS, normalised_score  # the task ids (paper flavor) the MPE table covers
 
 PAPER_SEEDS = 5  # the paper reports mean and std over five training seeds
-PAPER_TASKS = ("spread", "tag", "world")  # task ids (paper flavor) the MPE table covers
 
 
 def load_paper_tables() -> pd.DataFrame:
@@ -46,4 +46,4 @@ def normalise_with_paper(task: str, returns: pd.Series | float) -> pd.Series | f
     refs = PAPER_REFERENCE_RETURNS.get(task) if task in PAPER_TASKS else None
     if refs is None:
         return returns * float("nan")
-    return 100.0 * (returns - refs["random"]) / (refs["expert"] - refs["random"])
+    return normalised_score(returns, refs["random"], refs["expert"])

@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 
 from omarbench.report import stats
+from omarbench.vocab import LEVELS as LEVEL_ORDER
+from omarbench.vocab import PAPER_ALGOS as ALGO_ORDER  # then any other algorithm, by name
+from omarbench.vocab import PAPER_TASKS as TASK_ORDER
 
-LEVEL_ORDER = ("random", "medium-replay", "medium", "expert")
-ALGO_ORDER = ("MA-ICQ", "MA-TD3+BC", "MA-CQL", "OMAR", "BC")
-TASK_ORDER = ("spread", "tag", "world")
 LEVEL_LABELS = {"random": "Random", "medium-replay": "Medium-replay", "medium": "Medium", "expert": "Expert"}
 MISSING = "—"
 

@@ -1,6 +1,6 @@
 """Reference environments on ``mpe2``'s own engine and scenario classes (one environment at a time).
 
-Two flavors (PROTOCOL §1):
+Two flavors (docs/protocol.md §1):
 
 * ``mpe2``  stock ``mpe2`` worlds, scenarios, rewards and observations, stepped exactly as
   ``mpe2.simple_*_v3`` step them (the 2-D action goes through the 5-D float32 adapter).

@@ -3,7 +3,7 @@
 A fixed policy is a callable ``obs[E, obs_dim] (float) -> actions[E, 2]`` in [-1, 1], batched over
 environments. The paper's prey is a pretrained policy. omarbench ships its own trained prey as package
 assets (``omarbench/assets/prey/<task>.pt`` with a ``.json`` provenance file: how it was trained, its
-digest, the command that regenerates it; see :mod:`omarbench.behaviour.prey_training`). A task without
+digest, the command that regenerates it; see :mod:`omarbench.collect.prey_training`). A task without
 such an asset falls back to :class:`StillPrey`, a placeholder that never moves; it is named as such
 everywhere it appears, so no result made with it can pass for one made with a trained prey.
 """
@@ -56,7 +56,7 @@ class TrainedPrey:
     def __init__(self, path: Path):
         import torch
 
-        from omarbench.behaviour.matd3 import Actor
+        from omarbench.tasks.actor import Actor
 
         blob = torch.load(path, weights_only=True)
         self.actor = Actor(int(blob["obs_dim"]), 2, int(blob["hidden"]))

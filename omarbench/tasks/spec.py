@@ -18,9 +18,9 @@ from typing import Any, Literal
 import numpy as np
 
 from omarbench.errors import UsageError, bad_choice
+from omarbench.vocab import FLAVORS, PAPER_TASKS, items
 
-FLAVORS: tuple[str, ...] = ("paper", "mpe2")
-TASK_NAMES: tuple[str, ...] = ("spread", "tag", "world")
+TASK_NAMES: tuple[str, ...] = PAPER_TASKS  # the task families
 SPREAD_MIN_AGENTS = 1
 SPREAD_MAX_AGENTS = 20
 SPREAD_DEFAULT_AGENTS = 3
@@ -121,7 +121,7 @@ def _make_spread(n: int, flavor: str) -> Task:
     return Task("spread", flavor, agents, "mean_over_agents")
 
 
-# Observation sizes of the predator-prey tasks (predator, prey); see PROTOCOL §1.3–1.4.
+# Observation sizes of the predator-prey tasks (predator, prey); see docs/protocol.md §1.3–1.4.
 _PREDATOR_PREY_OBS = {
     ("tag", "paper"): (16, 14),
     ("tag", "mpe2"): (16, 14),
@@ -177,3 +177,18 @@ def parse_task_id(task_id: str, flavor: str | None = None) -> Task:
 def default_tasks(flavor: str = "paper") -> tuple[Task, ...]:
     """The paper's three MPE tasks."""
     return tuple(parse_task_id(t, flavor) for t in TASK_NAMES)
+
+
+def parse_task_list(text: str) -> tuple[str, ...]:
+    """Task ids (``spread,tag``, ``spread-n5``, ``tag:mpe2``) → canonical ids; ``all`` = the paper's three."""
+    chosen = items(text)
+    if len(chosen) == 1 and chosen[0].lower() == "all":
+        return PAPER_TASKS
+    if not chosen:
+        raise bad_choice("task", text, ("spread", "spread-nN", "tag", "world", "all"))
+    out: list[str] = []
+    for item in chosen:
+        tid = parse_task_id(item).id
+        if tid not in out:
+            out.append(tid)
+    return tuple(out)

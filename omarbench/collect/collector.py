@@ -1,0 +1,415 @@
+"""Turn one online behaviour run into the four dataset levels of a task (docs/protocol.md §2–3).
+
+``collect(task, level)`` trains (or reuses, or resumes) the task's MATD3 behaviour run, measures the
+reference returns, picks the checkpoints of each level and writes the datasets:
+
+* ``random``         the untrained actor (checkpoint 0; actions near zero) rolled out with the rollout noise;
+* ``medium``         the checkpoint whose evaluation return is closest to
+                     ``random + f × (expert − random)``, f chosen per task to match the authors' medium
+                     datasets (0.32 spread, 0.64 tag, 0.79 world; see docs/protocol.md §2), rolled out with noise;
+* ``medium-replay``  every transition the online run saw up to and including the medium checkpoint's segment;
+* ``expert``         the best checkpoint by evaluation return, rolled out with noise.
+
+Reference returns are the random (checkpoint 0) and expert policies evaluated deterministically over
+``reference_episodes`` episodes; every dataset of the task stores them. Rollouts are deterministic per
+seed and resumable (each round of episodes draws its noise from a stream keyed by (seed, level, round)).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from omarbench.collect.matd3 import MATD3Config
+from omarbench.collect.run import ActorPolicy, BehaviourRun, RunConfig
+from omarbench.data import LEVELS, DatasetWriter, dataset_id, dataset_path, default_root, preset_root
+from omarbench.data.store import open_store
+from omarbench.errors import OmarbenchError, UsageError, bad_choice
+from omarbench.guard import MAX_SEED, MAX_TRANSITIONS, check_int, check_output_dir, clean_stale_temps
+from omarbench.io import atomic_write_json
+from omarbench.tasks.envs import make_vec_env
+from omarbench.tasks.prey import fixed_policy_for
+from omarbench.tasks.spec import Task, parse_task_id
+from omarbench.vocab import BACKENDS, check_preset
+
+# Fraction of the way from random to expert of the authors' medium datasets (docs/protocol.md §2).
+MEDIUM_FRACTION = {"spread": 0.32, "tag": 0.64, "world": 0.79}
+LEVEL_CODES = {level: i for i, level in enumerate(LEVELS)}
+
+
+@dataclass(frozen=True)
+class CollectConfig:
+    """Everything that shapes a task's datasets, besides the seed."""
+
+    run: RunConfig = field(default_factory=RunConfig)
+    transitions: int = 1_000_000  # size of random / medium / expert
+    rollout_envs: int = 1_000
+    rollout_noise: float | None = None  # None: the behaviour run's exploration noise
+    reference_episodes: int = 1_000
+    medium_fraction: float = 0.5
+
+    @property
+    def noise(self) -> float:
+        return self.run.matd3.expl_noise if self.rollout_noise is None else self.rollout_noise
+
+
+def preset_config(task: Task, preset: str = "paper") -> CollectConfig:
+    """Named budgets: ``paper`` (1M-transition levels, a full behaviour run) and ``quick`` (minutes)."""
+    check_preset(preset)
+    frac = MEDIUM_FRACTION.get(task.name, 0.5)
+    matd3 = MATD3Config(actor_lr=1e-2, critic_lr=1e-2, batch_size=256)
+    if preset == "paper":
+        steps = {"spread": 2_000_000, "tag": 1_500_000, "world": 1_500_000}.get(task.name, 2_000_000)
+        if task.name != "spread":  # predator-prey runs decay their learning rates to a tenth
+            matd3 = replace(matd3, lr_final_fraction=0.1)
+        run = RunConfig(total_steps=steps, num_envs=16, segment_episodes=25, matd3=matd3)
+        return CollectConfig(run=run, medium_fraction=frac)
+    run = RunConfig(total_steps=300_000, num_envs=16, segment_episodes=10, eval_episodes=50, matd3=matd3)
+    return CollectConfig(run=run, transitions=50_000, rollout_envs=500, reference_episodes=300,
+                         medium_fraction=frac)
+
+
+def behaviour_dir(root: Path, task: Task, seed: int, preset: str) -> Path:
+    return root / "behaviour" / f"{task.id.replace(':', '+')}-{preset}-seed{seed}"
+
+
+def check_writable(root: Path) -> None:
+    """One-line error unless ``root`` can be created and written to."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root):
+            pass
+    except OSError as exc:
+        raise OmarbenchError(f"data root {str(root)!r} is not writable ({exc.strerror or exc})") from None
+
+
+@dataclass
+class LevelPlan:
+    """Which checkpoint each level uses and the task's reference returns (cached in run.json)."""
+
+    references: dict[str, dict[str, float]]
+    checkpoints: dict[str, int]  # level -> checkpoint segment (medium-replay: last segment included)
+
+
+class Collector:
+    """The datasets of one task from one behaviour run."""
+
+    def __init__(self, task: Task, cfg: CollectConfig, *, seed: int = 0, root: Path | None = None,
+                 backend: str = "numpy", preset: str = "paper",
+                 log: Callable[[str], None] = print, progress: bool = True):
+        self.task, self.cfg, self.seed, self.backend, self.preset = task, cfg, seed, backend, preset
+        self.root = Path(root).expanduser() if root is not None else default_root()
+        self.log = log
+        self.progress = progress
+        self.fixed = fixed_policy_for(task)
+        fixed_meta = ({"name": self.fixed.name, "digest": self.fixed.digest} if self.fixed is not None else None)
+        self.run = BehaviourRun(task, behaviour_dir(self.root, task, seed, preset), cfg.run, seed=seed,
+                                backend=backend, fixed_policy=self.fixed,
+                                meta={"preset": preset, "fixed_policy": fixed_meta})
+
+    # -- behaviour run and level plan -------------------------------------------------------------
+    def train(self) -> dict[str, Any]:
+        info = self.run.info()
+        self.run.check_identity(info)
+        if info.get("status") == "finished":
+            self.log(f"reusing the finished behaviour run in {self.run.dir}")
+            return info
+        if info:
+            self.log(f"resuming the behaviour run in {self.run.dir} at step {info.get('steps', 0):,}")
+        else:
+            self.log(f"training the behaviour policy (MATD3, {self.cfg.run.total_steps:,} steps) "
+                     f"in {self.run.dir}")
+        if not self.progress:
+            return self.run.train()
+        from omarbench.progress import LogLines, interactive
+
+        if not interactive():  # a log: a plain line every so often instead of a live bar
+            lines = LogLines(f"behaviour run {self.task.id}", self.cfg.run.total_steps, "steps", log=self.log,
+                             start=info.get("steps", 0))
+            try:
+                return self.run.train(progress=lambda steps, total, ret: lines.update(
+                    steps, f"eval return {ret:.2f}"))
+            finally:
+                lines.close()
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        with Progress(TextColumn("[bold]behaviour[/] {task.description}"), BarColumn(),
+                      TextColumn("{task.completed:,.0f}/{task.total:,.0f} steps"), TimeElapsedColumn(),
+                      TimeRemainingColumn()) as bar:
+            job = bar.add_task("", total=self.cfg.run.total_steps, completed=info.get("steps", 0))
+
+            def report(steps: int, total: int, ret: float) -> None:
+                bar.update(job, completed=steps, description=f"eval return {ret:8.2f}")
+
+            return self.run.train(progress=report)
+
+    def plan(self) -> LevelPlan:
+        """Reference returns and level checkpoints (measured once, then read from run.json)."""
+        info = self.run.info()
+        if "levels" in info:
+            return LevelPlan(info["references"], {k: int(v) for k, v in info["levels"].items()})
+        ckpts = info["checkpoints"]
+        best = max(ckpts, key=lambda c: c["eval_return"])["segment"]
+        n = self.cfg.reference_episodes
+        refs = {}
+        for name, seg in (("random", 0), ("expert", best)):
+            returns = self.run.evaluate(self.run.load_actors(seg), n, seed_offset=2_000_000)
+            refs[name] = {"mean": float(returns.mean()), "std": float(returns.std()), "episodes": n,
+                          "checkpoint": seg}
+        lo, hi = refs["random"]["mean"], refs["expert"]["mean"]
+        target = lo + self.cfg.medium_fraction * (hi - lo)
+        trained = [c for c in ckpts if c["segment"] > 0]
+        medium = min(trained, key=lambda c: abs(c["eval_return"] - target))["segment"]
+        levels = {"random": 0, "medium-replay": medium, "medium": medium, "expert": best}
+        info.update({"references": refs, "levels": levels, "medium_target_return": target})
+        atomic_write_json(self.run.info_path, info)
+        self.log(f"references: random {refs['random']['mean']:.1f}, expert {refs['expert']['mean']:.1f} "
+                 f"(checkpoint {best}); medium: checkpoint {medium} (target {target:.1f})")
+        return LevelPlan(refs, levels)
+
+    # -- datasets ---------------------------------------------------------------------------------
+    def _metadata(self, level: str, plan: LevelPlan, rollout_seed: int | None) -> dict[str, Any]:
+        seg = plan.checkpoints[level]
+        ckpt = next(c for c in self.run.info()["checkpoints"] if c["segment"] == seg)
+        prov = {
+            "algorithm": "MATD3 (Ackermann et al. 2019)",
+            "behaviour_run": {"seed": self.seed, "preset": self.preset, "backend": self.backend,
+                              "config": self.cfg.run.to_dict(), "total_steps": self.run.info()["steps"]},
+            "checkpoint": {k: ckpt[k] for k in ("segment", "steps", "updates", "eval_return", "digest")},
+            "selection": {
+                "random": "checkpoint 0: the randomly initialised actor",
+                "medium": f"checkpoint whose evaluation return is closest to random + {self.cfg.medium_fraction} "
+                          "x (expert - random)",
+                "medium-replay": "every transition of the behaviour run up to the medium checkpoint",
+                "expert": "the checkpoint with the best evaluation return",
+            }[level],
+            "fixed_policy": self.run.meta.get("fixed_policy"),
+        }
+        if level != "medium-replay":
+            prov["rollout"] = {"noise_std": self.cfg.noise, "noise": "Gaussian, clipped to [-1, 1]",
+                               "envs": self.cfg.rollout_envs, "seed": rollout_seed}
+        refs = {k: {kk: v[kk] for kk in ("mean", "std", "episodes")} for k, v in plan.references.items()}
+        return {"reference_returns": refs, "provenance": prov,
+                "seeds": {"behaviour": self.seed, "rollout": rollout_seed}}
+
+    def _open_writer(self, level: str, metadata: dict[str, Any]) -> DatasetWriter | None:
+        """A writer positioned after what is already written, or ``None`` if the dataset is complete."""
+        path = dataset_path(dataset_id(self.task, level), self.root)
+        if path.exists():
+            _, store = open_store(path)  # one-line error if it is not a dataset
+            if store.complete:
+                check_intact(path, dataset_id(self.task, level))
+                self.log(f"{dataset_id(self.task, level)} is complete: {path}")
+                return None
+            self.log(f"resuming {dataset_id(self.task, level)} at {store.n_transitions:,} transitions")
+            return DatasetWriter.resume(path)
+        return DatasetWriter.create(path, self.task, level, metadata)
+
+    def _rollout_seed(self, level: str) -> int:
+        return 10_000_000 * (LEVEL_CODES[level] + 1) + self.seed
+
+    def write_rollout(self, level: str, plan: LevelPlan, transitions: int) -> Path:
+        seed = self._rollout_seed(level)
+        writer = self._open_writer(level, self._metadata(level, plan, seed))
+        path = dataset_path(dataset_id(self.task, level), self.root)
+        if writer is None:
+            return path
+        T, E = self.task.episode_length, self.cfg.rollout_envs
+        episodes = -(-transitions // T)
+        policies = [ActorPolicy(a, "", "") for a in self.run.load_actors(plan.checkpoints[level])]
+        learners = list(self.task.learner_indices)
+        env = make_vec_env(self.task, E, self.backend, seed=seed, fixed_policy=self.fixed)
+        with writer, self._bar(f"{dataset_id(self.task, level)}", episodes * T, writer.n_transitions) as tick:
+            rnd = writer.n_episodes // E
+            while writer.n_episodes < episodes:
+                rng = np.random.default_rng([self.seed, LEVEL_CODES[level], rnd])
+                obs = env.reset(episode=rnd)
+                frames = _Frames()
+                for _ in range(T):
+                    acts = np.stack([p(obs[i]) for p, i in zip(policies, learners)], 1)
+                    acts = np.clip(acts + rng.normal(0.0, self.cfg.noise, acts.shape), -1.0, 1.0)
+                    step = env.step(acts)
+                    frames.add(obs, step)
+                    obs = step.obs
+                # a resumed writer may stop mid-round: skip the round's episodes it already holds
+                lo = writer.n_episodes - rnd * E
+                hi = min(E, episodes - rnd * E)
+                frames.write(writer, lo, hi)
+                tick((hi - lo) * T)
+                rnd += 1
+            writer.finalize()
+        return path
+
+    def write_replay(self, plan: LevelPlan) -> Path:
+        writer = self._open_writer("medium-replay", self._metadata("medium-replay", plan, None))
+        path = dataset_path(dataset_id(self.task, "medium-replay"), self.root)
+        if writer is None:
+            return path
+        files = self.run.experience_files(upto_segment=plan.checkpoints["medium-replay"])
+        n = self.task.n_agents
+        with writer:
+            done = 0
+            for f in files:
+                with np.load(f) as z:
+                    b = z["actions"].shape[0]
+                    if done + b <= writer.n_episodes:  # already written before an interruption
+                        done += b
+                        continue
+                    skip = writer.n_episodes - done
+                    sl = slice(skip, b)
+                    writer.append_episodes(
+                        [z[f"obs_{i}"][sl] for i in range(n)], [z["actions"][sl, :, i] for i in range(n)],
+                        z["rewards"][sl],
+                        [z[f"next_obs_{i}"][sl] for i in range(n)],
+                        np.zeros(z["truncations"][sl].shape, bool), z["truncations"][sl])
+                    done += b
+            writer.finalize()
+        return path
+
+    def _bar(self, label: str, total: int, completed: int):
+        from contextlib import contextmanager
+
+        @contextmanager
+        def bar():
+            if not self.progress:
+                yield lambda k: None
+                return
+            from omarbench.progress import LogLines, interactive
+
+            if not interactive():
+                lines = LogLines(label, total, "transitions", log=self.log, start=completed)
+
+                def tick(k: int) -> None:
+                    lines.update(lines.done + k)
+
+                try:
+                    yield tick
+                finally:
+                    lines.close()
+                return
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            with Progress(TextColumn(f"[bold]{label}[/]"), BarColumn(),
+                          TextColumn("{task.completed:,.0f}/{task.total:,.0f} transitions"),
+                          TimeElapsedColumn(), TimeRemainingColumn()) as p:
+                job = p.add_task("", total=total, completed=completed)
+                yield lambda k: p.advance(job, k)
+
+        return bar()
+
+    def collect(self, levels: Sequence[str], transitions: int | None = None) -> list[Path]:
+        # one writer per behaviour run and its datasets at a time: a second collect waits, then reuses
+        with self.run.lock(log=self.log):
+            clean_stale_temps(self.root)  # half-made stores (.<id>.zarr.creating-*) of killed collects
+            self.train()
+            plan = self.plan()
+            out = []
+            for level in levels:
+                if level == "medium-replay":
+                    out.append(self.write_replay(plan))
+                else:
+                    out.append(self.write_rollout(level, plan, transitions or self.cfg.transitions))
+            return out
+
+
+class _Frames:
+    """Per-step arrays of one round of E synchronous episodes, written episode-major."""
+
+    def __init__(self):
+        self.obs: list[list[np.ndarray]] = []
+        self.next_obs: list[list[np.ndarray]] = []
+        self.actions: list[np.ndarray] = []
+        self.rewards: list[np.ndarray] = []
+        self.trunc: list[np.ndarray] = []
+
+    def add(self, obs: list[np.ndarray], step: Any) -> None:
+        self.obs.append(obs)
+        self.next_obs.append(step.next_obs)
+        self.actions.append(step.actions)
+        self.rewards.append(step.rewards)
+        self.trunc.append(step.truncated)
+
+    def write(self, writer: DatasetWriter, lo: int, hi: int) -> None:
+        """Append episodes ``lo:hi`` of the round."""
+        n = len(self.obs[0])
+
+        def episodes(frames: list[np.ndarray]) -> np.ndarray:
+            return np.stack(frames, 1)[lo:hi]
+
+        trunc = episodes(self.trunc)
+        writer.append_episodes(
+            [episodes([f[i] for f in self.obs]) for i in range(n)],
+            [episodes([a[:, i] for a in self.actions]) for i in range(n)],
+            episodes(self.rewards),
+            [episodes([f[i] for f in self.next_obs]) for i in range(n)],
+            np.zeros_like(trunc), trunc)
+
+
+def check_intact(path: Path, did: str) -> None:
+    """A complete dataset must also be intact (checksums, digest, episodes): else a one-line error saying
+    what is wrong and what to do (collect never rewrites a finished dataset)."""
+    from omarbench.data.verify import verify_dataset
+
+    result = verify_dataset(path)
+    if not result.ok:
+        more = f" (and {len(result.problems) - 1} more problem(s))" if len(result.problems) > 1 else ""
+        raise OmarbenchError(
+            f"dataset {did} at {str(path)!r} is complete but damaged: {result.problems[0]}{more}; "
+            f"delete it (rm -r {shlex.quote(str(path))}) and run the same command again to collect it anew "
+            "(the behaviour run is reused)"
+        )
+
+
+def resolve_levels(level: str) -> list[str]:
+    if level == "all":
+        return list(LEVELS)
+    if level not in LEVELS:
+        raise bad_choice("level", level, (*LEVELS, "all"))
+    return [level]
+
+
+def collect(task_id: str, level: str = "all", *, transitions: int | None = None, seed: int = 0,
+            root: str | os.PathLike | None = None, backend: str = "numpy", preset: str = "paper",
+            flavor: str | None = None, progress: bool = True, log: Callable[[str], None] = print,
+            config: CollectConfig | None = None) -> list[Path]:
+    """Collect ``level`` (or ``all``) of a task; returns the dataset paths. Reuses finished work."""
+    task = parse_task_id(task_id, flavor)
+    levels = resolve_levels(level)
+    if transitions is not None and transitions <= 0:
+        raise UsageError(f"--transitions must be a positive integer, got {transitions}")
+    if transitions is not None:
+        check_int("--transitions", transitions, 1, MAX_TRANSITIONS)
+    if seed < 0:
+        raise UsageError(f"--seed must be non-negative, got {seed}")
+    check_int("--seed", seed, 0, MAX_SEED)
+    cfg = config if config is not None else preset_config(task, preset)
+    if backend not in BACKENDS:
+        raise bad_choice("backend", backend, BACKENDS)
+    base = preset_root(root, preset)
+    check_output_dir(base, "--root")  # creates nothing
+    check_writable(base)
+    return Collector(task, cfg, seed=seed, root=base, backend=backend, preset=preset, log=log,
+                     progress=progress).collect(levels, transitions)
+
+
+def ensure_dataset(task_id: str, level: str, *, preset: str = "paper", root: str | os.PathLike | None = None,
+                   backend: str = "numpy", seed: int = 0, progress: bool = True) -> Path:
+    """The path of a complete dataset, collecting it first if it is missing or unfinished."""
+    return collect(task_id, level, seed=seed, root=root, backend=backend, preset=preset, progress=progress)[0]
+
+
+def tiny_config(total_steps: int = 4_000, transitions: int = 2_000) -> CollectConfig:
+    """A seconds-long configuration for tests and smoke runs."""
+    run = RunConfig(total_steps=total_steps, num_envs=8, segment_episodes=5, warmup_steps=500, eval_episodes=10,
+                    matd3=replace(MATD3Config(), batch_size=64, actor_lr=1e-2, critic_lr=1e-2))
+    return CollectConfig(run=run, transitions=transitions, rollout_envs=40, reference_episodes=20)
+
+
+__all__ = ["CollectConfig", "Collector", "collect", "ensure_dataset", "preset_config", "tiny_config"]

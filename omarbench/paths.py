@@ -1,0 +1,37 @@
+"""Where things live on disk: the data root, a preset's sub-root, the default results directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DATA_ENV_VAR = "OMARBENCH_DATA"
+DEFAULT_DATA_ROOT = "~/.local/share/omarbench/datasets"
+
+
+def default_root() -> Path:
+    """``$OMARBENCH_DATA`` if set, else ``~/.local/share/omarbench/datasets``."""
+    env = os.environ.get(DATA_ENV_VAR)
+    if env:
+        return Path(env).expanduser()
+    return Path(DEFAULT_DATA_ROOT).expanduser()
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """The data root: ``root`` if given, else :func:`default_root`."""
+    return Path(root).expanduser() if root else default_root()
+
+
+def preset_root(root: str | os.PathLike | None, preset: str = "paper") -> Path:
+    """The data root a collection preset uses: ``root`` for ``paper``, ``root/<preset>`` otherwise.
+
+    Keeping small-budget datasets apart means a ``paper`` run can never pick up a ``quick`` dataset
+    of the same id (or the other way round).
+    """
+    base = Path(root).expanduser() if root is not None else default_root()
+    return base if preset == "paper" else base / preset
+
+
+def results_dir(root: str | os.PathLike | None = None, preset: str = "paper") -> Path:
+    """The default results directory: ``<preset's data root>/results``."""
+    return preset_root(data_root(root), preset) / "results"

@@ -1,0 +1,145 @@
+"""The project's shared words, each list defined once: dataset levels, presets, backends, flavors,
+executors, the paper's tasks, seed defaults; and the parsers and checks that turn user text into them.
+
+The ground floor of the package: it imports nothing of omarbench but :mod:`omarbench.errors`, so every
+stage can use it. Algorithm names come from the algorithm registry (:mod:`omarbench.offline.algos`),
+task ids from :mod:`omarbench.tasks.spec`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+from omarbench.errors import UsageError, bad_choice
+
+LEVELS: tuple[str, ...] = ("random", "medium-replay", "medium", "expert")  # the canonical order
+PRESETS: tuple[str, ...] = ("paper", "quick")  # budgets of collection and training together
+DEFAULT_SEEDS: dict[str, int] = {"paper": 5, "quick": 2}  # seeds 0..N-1 when none are given (train and eval)
+BACKENDS: tuple[str, ...] = ("numpy", "mpe2")  # environments: the batched engine, the mpe2-based reference
+FLAVORS: tuple[str, ...] = ("paper", "mpe2")  # scenarios: the authors', stock mpe2
+EXECUTORS: tuple[str, ...] = ("local", "ray")
+PAPER_TASKS: tuple[str, ...] = ("spread", "tag", "world")
+PAPER_ALGOS: tuple[str, ...] = ("MA-ICQ", "MA-TD3+BC", "MA-CQL", "OMAR")  # the paper's MPE table
+SCALING_ALGOS: tuple[str, ...] = ("MA-CQL", "OMAR")  # the paper's agent-count study
+SCALING_LEVEL = "medium-replay"  # the agent-count study's datasets
+
+
+def check_choice(kind: str, value: str, choices: Sequence[str]) -> str:
+    """``value`` if it is one of ``choices``, else a one-line :class:`UsageError` naming them."""
+    if value not in choices:
+        raise bad_choice(kind, value, choices)
+    return value
+
+
+def check_level(level: str) -> str:
+    return check_choice("level", level, LEVELS)
+
+
+def check_preset(preset: str) -> str:
+    return check_choice("preset", preset, PRESETS)
+
+
+def check_backend(backend: str) -> str:
+    return check_choice("backend", backend, BACKENDS)
+
+
+def items(text: str) -> list[str]:
+    """The non-empty items of a comma list."""
+    return [t.strip() for t in str(text).split(",") if t.strip()]
+
+
+def parse_levels(text: str) -> tuple[str, ...]:
+    """``all`` or a comma list of dataset levels, kept in the canonical order."""
+    chosen = items(text)
+    if len(chosen) == 1 and chosen[0].lower() == "all":
+        return LEVELS
+    if not chosen:
+        raise bad_choice("level", text, LEVELS + ("all",))
+    for item in chosen:
+        if item.lower() not in LEVELS:
+            raise bad_choice("level", item, LEVELS + ("all",))
+    lowered = {i.lower() for i in chosen}
+    return tuple(lv for lv in LEVELS if lv in lowered)
+
+
+def int_list(text: str, what: str, example: str, limit: int = 1_000_000) -> list[int]:
+    """``0-2,5`` → ``[0, 1, 2, 5]`` (sorted, unique, >= 0, at most ``limit`` of them); a one-line error
+    naming ``example`` otherwise."""
+    out: list[int] = []
+    for item in items(text):
+        lo, sep, hi = item.partition("-")
+        try:
+            if sep:
+                a, b = int(lo), int(hi)
+                if a > b or b - a + 1 + len(out) > limit:
+                    raise ValueError
+                out.extend(range(a, b + 1))
+            else:
+                out.append(int(item))
+        except ValueError:
+            raise UsageError(f"bad {what} {text!r}; expected {example}") from None
+    if not out or min(out) < 0 or len(set(out)) > limit:
+        raise UsageError(f"bad {what} {text!r}; expected {example}")
+    return sorted(set(out))
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``5`` (a count: seeds 0..4), ``0,1,2`` (a list) or ``0-4`` (an inclusive range, may be mixed in a list)."""
+    from omarbench.guard import MAX_SEED, MAX_SEEDS
+
+    example = f"a count (5), a list (0,1,2) or a range (0-4) of seeds in 0..{MAX_SEED}, at most {MAX_SEEDS:,}"
+    text = str(text).strip()
+    if text.isdigit():
+        n = int(text)
+        if not 1 <= n <= MAX_SEEDS:
+            raise UsageError(f"bad seeds {text!r}; expected {example}")
+        return tuple(range(n))
+    seeds = int_list(text, "seeds", example, limit=MAX_SEEDS)
+    if seeds[-1] > MAX_SEED:
+        raise UsageError(f"bad seeds {text!r}; expected {example}")
+    return tuple(seeds)
+
+
+def seeds_or_default(text: str | None, preset: str) -> tuple[int, ...]:
+    """The seeds asked for, or the preset's default count (the same for ``train`` and ``eval``)."""
+    return parse_seeds(text if text is not None else str(DEFAULT_SEEDS[check_preset(preset)]))
+
+
+def parse_overrides(pairs: Iterable[str] | None) -> dict[str, str]:
+    """``["rounds=500", "alpha=1"]`` → ``{"rounds": "500", "alpha": "1"}`` (the config types the values)."""
+    out: dict[str, str] = {}
+    for item in pairs or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise UsageError(f"bad --set {item!r}; expected KEY=VALUE, e.g. rounds=500")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def format_seeds(seeds: Iterable[int]) -> str:
+    """``(0, 1, 2, 4)`` → ``0-2,4``."""
+    seeds = sorted(seeds)
+    parts, i = [], 0
+    while i < len(seeds):
+        j = i
+        while j + 1 < len(seeds) and seeds[j + 1] == seeds[j] + 1:
+            j += 1
+        parts.append(str(seeds[i]) if i == j else f"{seeds[i]}-{seeds[j]}")
+        i = j + 1
+    return ",".join(parts)
+
+
+def check_positive(name: str, value: int | None) -> int | None:
+    """``value`` if it is None or a positive integer, else a one-line :class:`UsageError`."""
+    if value is not None and value < 1:
+        raise UsageError(f"{name} must be a positive integer, got {value}")
+    return value
+
+
+def normalised_score(value: float, random: float, expert: float) -> float:
+    """``100 · (value − random) / (expert − random)``: 0 is the random reference, 100 the expert one.
+    NaN when a reference is missing or the two are equal (the one definition every stage uses)."""
+    if not (math.isfinite(random) and math.isfinite(expert)) or expert == random:
+        return math.nan
+    return 100.0 * (value - random) / (expert - random)

@@ -30,6 +30,7 @@ import torch
 
 from omarbench import results as rs
 from omarbench.guard import FileLock
+from omarbench.io import atomic_write_bytes
 
 FORMAT = "omarbench-offline-checkpoint-v1"
 DEFAULT_EVERY = 250  # rounds: the paper budgets run 1,000-6,000 rounds (MPE), a few minutes apart
@@ -221,7 +222,7 @@ class Checkpointer:
                  "learners": learners_state(learners), "rng": _global_rng(), "loop": dict(loop)}
         buf = io.BytesIO()
         torch.save(state, buf)
-        rs.atomic_write_bytes(self.path, buf.getvalue())
+        atomic_write_bytes(self.path, buf.getvalue())
 
     def load(self) -> dict[str, Any] | None:
         """The saved state of this job, or None (no file; an unusable file is set aside with a warning)."""

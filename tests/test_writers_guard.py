@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from omarbench import results as rs
+from omarbench import io as omarbench_io
 from omarbench.collect.collector import behaviour_dir, collect, tiny_config
 from omarbench.data import DatasetWriter
 from omarbench.data.synthetic import synthetic_episodes
@@ -56,8 +56,7 @@ def test_behaviour_run_files_use_unique_temporary_names(tmp_path, monkeypatch):
         names.append(os.path.basename(src))
         return real(src, dst)
 
-    monkeypatch.setattr(run_mod.os, "replace", spy)
-    monkeypatch.setattr(rs.os, "replace", spy)
+    monkeypatch.setattr(omarbench_io.os, "replace", spy)
     run = run_mod.BehaviourRun(TASK, tmp_path / "run", CFG.run, seed=0)
     run.train()
     assert names and all(n.startswith(".") and f".{os.getpid()}." in n and n.endswith(".tmp") for n in names)

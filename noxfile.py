@@ -1,4 +1,4 @@
-"""Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s bench``."""
+"""Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s bench``, ``nox -s chaos``."""
 
 import nox
 
@@ -30,3 +30,10 @@ def bench(session: nox.Session) -> None:
     """Performance: omarbench vs a baseline measured in the same run (ratios, never timed asserts)."""
     _install(session)
     session.run("python", "-m", "omarbench.perf", *session.posargs)
+
+
+@nox.session
+def chaos(session: nox.Session) -> None:
+    """The fault suite: SIGKILL collect and eval at 20 random moments each, resume, compare digests/records."""
+    _install(session)
+    session.run("python", "tests/chaos.py", *(session.posargs or ["--kills", "20"]))

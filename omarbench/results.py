@@ -3,7 +3,8 @@
 A record is written atomically (temporary file in the same directory, fsync, ``os.replace``) under a
 file name made from its identity and key, so any number of processes can write into one directory at
 once without locks and without a shared index that could lose updates. Readers take whatever complete
-files are there; a file that cannot be read is skipped with a :class:`RecordWarning`, never fatal.
+files are there; a file that cannot be read is skipped with a :class:`RecordWarning` (``omarbench report`` turns
+that into an error naming the file, unless told to skip and list it).
 
 Besides run records the directory may hold *behaviour records* (``kind: "behaviour"``): the score of
 the policy that collected a dataset (the dataset's mean episode return), used by the agent-count study.
@@ -24,6 +25,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
 import subprocess
 import warnings
@@ -238,12 +240,58 @@ def iter_records(results_dir: str | os.PathLike) -> Iterator[tuple[Path, dict[st
         rec = _read_json(path)
         if rec is None:
             continue
-        missing = [f for f in RECORD_FIELDS if f not in rec]
-        if missing or rec.get("status") not in STATUSES:
-            why = f"missing field(s) {', '.join(missing)}" if missing else f"status {rec.get('status')!r}"
-            warnings.warn(f"skipping {path}: not a run record ({why})", RecordWarning, stacklevel=2)
+        why = record_problem(rec)
+        if why is not None:
+            warnings.warn(f"skipping {path}: not a valid run record ({why})", RecordWarning, stacklevel=2)
             continue
         yield path, rec
+
+
+def _is_number(x: Any, *, finite: bool = False) -> bool:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return False
+    return not finite or math.isfinite(x)
+
+
+def record_problem(rec: Mapping[str, Any]) -> str | None:
+    """What makes ``rec`` unusable as a run record (one phrase), or None when it is well formed.
+
+    Checked: the identity fields, the status, an ``ok`` run's final score (a finite number, with its
+    spread and episode count), numeric normalised scores, and the curve's points.
+    """
+    missing = [f for f in RECORD_FIELDS if f not in rec]
+    if missing:
+        return f"missing field(s) {', '.join(missing)}"
+    if rec["status"] not in STATUSES:
+        return f"status {rec['status']!r} is not one of {', '.join(STATUSES)}"
+    for f in ("algo", "task", "level", "key"):
+        if not isinstance(rec[f], str) or not rec[f]:
+            return f"{f} {rec[f]!r} is not a non-empty string"
+    if isinstance(rec["seed"], bool) or not isinstance(rec["seed"], int) or rec["seed"] < 0:
+        return f"seed {rec['seed']!r} is not a non-negative integer"
+    final = rec.get("final")
+    if rec["status"] == "ok":
+        if not isinstance(final, Mapping):
+            return f"status 'ok' but final is {final!r}"
+        if not _is_number(final.get("return"), finite=True):
+            return f"final.return {final.get('return')!r} is not a finite number"
+        for f in ("return_std", "normalised"):
+            if final.get(f) is not None and not _is_number(final.get(f)):
+                return f"final.{f} {final.get(f)!r} is not a number"
+        if final.get("episodes") is not None and (isinstance(final["episodes"], bool)
+                                                   or not isinstance(final["episodes"], int)):
+            return f"final.episodes {final['episodes']!r} is not an integer"
+    curve = rec.get("curve")
+    if curve is not None:
+        if not isinstance(curve, list):
+            return f"curve is {type(curve).__name__}, not a list"
+        for point in curve:
+            if not isinstance(point, Mapping) or not _is_number(point.get("round")):
+                return f"curve point {point!r} has no numeric round"
+            for f in ("return", "normalised"):
+                if point.get(f) is not None and not _is_number(point.get(f)):
+                    return f"curve point of round {point.get('round')}: {f} {point.get(f)!r} is not a number"
+    return None
 
 
 def _float(x: Any) -> float:

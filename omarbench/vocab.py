@@ -66,36 +66,42 @@ def parse_levels(text: str) -> tuple[str, ...]:
     return tuple(lv for lv in LEVELS if lv in lowered)
 
 
-def int_list(text: str, what: str, example: str) -> list[int]:
-    """``0-2,5`` → ``[0, 1, 2, 5]`` (sorted, unique, >= 0); a one-line error naming ``example`` otherwise."""
+def int_list(text: str, what: str, example: str, limit: int = 1_000_000) -> list[int]:
+    """``0-2,5`` → ``[0, 1, 2, 5]`` (sorted, unique, >= 0, at most ``limit`` of them); a one-line error
+    naming ``example`` otherwise."""
     out: list[int] = []
     for item in items(text):
         lo, sep, hi = item.partition("-")
         try:
             if sep:
                 a, b = int(lo), int(hi)
-                if a > b:
+                if a > b or b - a + 1 + len(out) > limit:
                     raise ValueError
                 out.extend(range(a, b + 1))
             else:
                 out.append(int(item))
         except ValueError:
             raise UsageError(f"bad {what} {text!r}; expected {example}") from None
-    if not out or min(out) < 0:
+    if not out or min(out) < 0 or len(set(out)) > limit:
         raise UsageError(f"bad {what} {text!r}; expected {example}")
     return sorted(set(out))
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
     """``5`` (a count: seeds 0..4), ``0,1,2`` (a list) or ``0-4`` (an inclusive range, may be mixed in a list)."""
-    example = "a count (5), a list (0,1,2) or a range (0-4) of seeds >= 0"
+    from omarbench.guard import MAX_SEED, MAX_SEEDS
+
+    example = f"a count (5), a list (0,1,2) or a range (0-4) of seeds in 0..{MAX_SEED}, at most {MAX_SEEDS:,}"
     text = str(text).strip()
     if text.isdigit():
         n = int(text)
-        if n < 1:
+        if not 1 <= n <= MAX_SEEDS:
             raise UsageError(f"bad seeds {text!r}; expected {example}")
         return tuple(range(n))
-    return tuple(int_list(text, "seeds", example))
+    seeds = int_list(text, "seeds", example, limit=MAX_SEEDS)
+    if seeds[-1] > MAX_SEED:
+        raise UsageError(f"bad seeds {text!r}; expected {example}")
+    return tuple(seeds)
 
 
 def seeds_or_default(text: str | None, preset: str) -> tuple[int, ...]:

@@ -343,7 +343,7 @@ def test_config_overrides_are_typed_and_checked():
         cfg.replace(**{"lambda": 1})
     with pytest.raises(UsageError, match="rounds='many' is not a valid int"):
         cfg.replace(rounds="many")
-    with pytest.raises(UsageError, match="batch_size must be a positive integer"):
+    with pytest.raises(UsageError, match="batch_size must be a positive integer in 1..65,536"):
         cfg.replace(batch_size=0)
 
 

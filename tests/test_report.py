@@ -207,9 +207,13 @@ def test_report_cli(tmp_path, monkeypatch, capsys):
     (tmp_path / "results" / "junk.json").write_text("{not json")
     code, out = run_main(monkeypatch, capsys, "report", "--results", str(tmp_path / "results"), "--out",
                          str(tmp_path / "lb"))
+    assert code == 2 and "junk.json" in out.err and "--skip-bad" in out.err and "Traceback" not in out.err
+    assert len(out.err.strip().splitlines()) == 1 and not (tmp_path / "lb").exists()
+    code, out = run_main(monkeypatch, capsys, "report", "--results", str(tmp_path / "results"), "--out",
+                         str(tmp_path / "lb"), "--skip-bad")
     assert code in (0, None), out.err
-    assert "written to" in out.out and "junk.json" in out.out  # the unreadable file is named, not fatal
-    assert (tmp_path / "lb" / "leaderboard.md").exists()
+    assert "written to" in out.out and "junk.json" in out.out  # skipped on request, and named
+    assert "junk.json" in (tmp_path / "lb" / "leaderboard.md").read_text()
     for args, fragment in ((("--references", "theirs"), "unknown references 'theirs'"),
                            (("--results", str(tmp_path / "nowhere")), "does not exist"),
                            (("--tasks", "pong"), "unknown task 'pong'")):
@@ -249,3 +253,42 @@ def test_scaling_only_results_give_the_scaling_section_alone(tmp_path):
     md = (tmp_path / "lb" / "leaderboard.md").read_text()
     assert "## Normalised scores" not in md
     assert "| 2 | spread-n2 | — | 20.5 (2) | 30.5 (2) | — / 20.5 / 30.5 | — |" in md
+
+
+@pytest.mark.parametrize("change, why", [
+    (lambda r: r["final"].update({"return": "abc"}), "final.return 'abc' is not a finite number"),
+    (lambda r: r["final"].update({"return": float("nan")}), "final.return nan is not a finite number"),
+    (lambda r: r.update({"final": None}), "status 'ok' but final is None"),
+    (lambda r: r.update({"seed": "one"}), "seed 'one' is not a non-negative integer"),
+    (lambda r: r.update({"curve": [{"round": 0, "return": "x"}]}), "return 'x' is not a number"),
+    (lambda r: r.pop("key"), "missing field(s) key"),
+])
+def test_a_malformed_record_stops_the_report_naming_the_file(tmp_path, change, why):
+    import json
+
+    write_hand(tmp_path / "results")
+    victim = sorted((tmp_path / "results").glob("*.json"))[0]
+    rec = json.loads(victim.read_text())
+    change(rec)
+    victim.write_text(json.dumps(rec))
+    with pytest.raises(OmarbenchError, match="malformed record") as exc:
+        build_report(tmp_path / "results", tmp_path / "lb")
+    assert victim.name in str(exc.value) and why in str(exc.value)
+    assert not (tmp_path / "lb").exists()
+    summary = build_report(tmp_path / "results", tmp_path / "lb", skip_bad=True)
+    assert any(victim.name in n and why in n for n in summary.notes)
+    assert victim.name in (tmp_path / "lb" / "leaderboard.md").read_text()
+
+
+def test_a_preset_absent_from_the_results_says_which_is_there(tmp_path):
+    write_hand(tmp_path / "results")
+    expected = r"no records of preset 'quick' in .*\(it holds paper\); use --preset paper"
+    with pytest.raises(UsageError, match=expected):
+        build_report(tmp_path / "results", tmp_path / "lb", preset="quick")
+
+
+def test_an_output_folder_under_a_file_is_refused_before_anything(tmp_path):
+    write_hand(tmp_path / "results")
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(UsageError, match="is a file, not a directory"):
+        build_report(tmp_path / "results", tmp_path / "afile" / "lb")

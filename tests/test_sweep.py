@@ -376,7 +376,8 @@ def test_bad_eval_option_from_the_installed_command(tmp_path):
     out = subprocess.run([sys.executable, "-m", "omarbench.cli", "eval", "--seeds", "x"], capture_output=True,
                          text=True)
     assert out.returncode == 2 and out.stderr.strip() == (
-        "error: bad seeds 'x'; expected a count (5), a list (0,1,2) or a range (0-4) of seeds >= 0")
+        "error: bad seeds 'x'; expected a count (5), a list (0,1,2) or a range (0-4) of seeds in 0..2147483647, "
+        "at most 1,000")
 
 
 def test_eval_exit_code_is_1_when_a_run_failed(tmp_path, monkeypatch):

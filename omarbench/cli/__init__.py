@@ -8,12 +8,12 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from omarbench import __version__
 from omarbench.cli import collect, datasets, report, tasks, train
 from omarbench.cli import eval as eval_
 from omarbench.errors import OmarbenchError
+from omarbench.progress import make_console
 
 app = typer.Typer(
     help="omarbench: offline multi-agent RL on the OMAR paper's tasks, reproducible on a CPU.",
@@ -29,8 +29,8 @@ app.command("eval")(eval_.eval_command)
 app.command("report")(report.report_command)
 app.command("train")(train.train_command)
 
-console = Console()
-err_console = Console(stderr=True)
+console = make_console()
+err_console = make_console(stderr=True)
 
 
 def _version(value: bool) -> None:
@@ -49,9 +49,35 @@ def _root(
 
 
 def main() -> None:
-    """Console entry point: user-facing errors become one line on stderr and exit code 2."""
+    """Console entry point: user-facing errors, bad options included, become one line on stderr and exit
+    code 2 (never a traceback)."""
+    sys.exit(run_cli(app))
+
+
+def run_cli(application, args=None, prog: str = "omarbench") -> int:
+    """Run a Typer application; return its exit code. Errors print one line: ``error: ...``."""
+    from typer import Abort
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+
     try:
-        app()
+        rv = application(args=args, prog_name=prog, standalone_mode=False)
+    except NoArgsIsHelpError as exc:  # a bare group: its help, as without standalone mode
+        exc.show()
+        return 2
+    except UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else prog
+        hint = f" (see '{where} --help')"
+        err_console.print(f"error: {' '.join(exc.format_message().split())}{hint}", markup=False,
+                          highlight=False, soft_wrap=True)
+        return 2
     except OmarbenchError as exc:
-        err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(2)
+        err_console.print(f"error: {' '.join(str(exc).split())}", markup=False, highlight=False, soft_wrap=True)
+        return 2
+    except ClickException as exc:
+        err_console.print(f"error: {' '.join(exc.format_message().split())}", markup=False, highlight=False,
+                          soft_wrap=True)
+        return exc.exit_code
+    except (Abort, KeyboardInterrupt):
+        err_console.print("aborted", markup=False, highlight=False)
+        return 130
+    return rv if isinstance(rv, int) else 0

@@ -27,11 +27,10 @@ def collect_command(
     progress: opt.Progress = True,
 ) -> None:
     """Collect datasets: train (or reuse, or resume) the task's behaviour run, then write the levels."""
-    from rich.console import Console
-
     from omarbench.collect.api import collect
+    from omarbench.progress import make_console
 
-    console = Console()
+    console = make_console()
     paths = collect(task, level, transitions=transitions, seed=seed, root=root, backend=backend, preset=preset,
                     flavor=flavor, progress=progress, log=console.print)
     for p in paths:
@@ -55,10 +54,15 @@ def prey_train_command(
     """Co-train predators and prey, score every checkpoint's prey, ship the one the selection rule picks."""
     from dataclasses import replace
 
-    from rich.console import Console
-
     from omarbench.collect.prey_training import PREY_RUN, train_prey
+    from omarbench.errors import UsageError
+    from omarbench.guard import MAX_STEPS, check_int
+    from omarbench.progress import make_console
 
+    if steps is not None and steps <= 0:
+        raise UsageError(f"--steps must be a positive integer, got {steps}")
+    if steps is not None:
+        check_int("--steps", steps, 1, MAX_STEPS)
     config = PREY_RUN if steps is None else replace(PREY_RUN, total_steps=steps)
-    console = Console()
+    console = make_console()
     train_prey(task, seed=seed, root=root, backend=backend, config=config, out=out, log=console.print)

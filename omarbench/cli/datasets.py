@@ -30,17 +30,42 @@ def _num(x, digits: int = 1) -> str:
     return "—" if x is None else f"{x:,.{digits}f}"
 
 
-@app.command("list")
-def list_cmd(root: opt.Root = None) -> None:
-    """Every dataset under the root: size, mean and normalised return, digest, completeness."""
-    from omarbench.data.catalog import list_datasets
-    from omarbench.data.schema import default_root
+PresetOpt = Annotated[
+    str | None,
+    typer.Option("--preset", help="Whose datasets: paper (under the root) or quick (under <root>/quick). "
+                                  "Default: paper for one dataset; every preset for list."),
+]
 
-    base = root if root is not None else default_root()
+
+def _root(root: Path | None, preset: str | None) -> Path:
+    """The one data-root rule of every command: --root (or its default), then <root>/<preset> for the
+    presets that keep their datasets apart."""
+    from omarbench.data.schema import preset_root
+    from omarbench.vocab import check_preset
+
+    if preset is not None:
+        check_preset(preset)
+    return preset_root(root, preset or "paper")
+
+
+@app.command("list")
+def list_cmd(root: opt.Root = None, preset: PresetOpt = None) -> None:
+    """Every dataset under the root (and its presets' sub-roots): size, return, digest, completeness."""
+    from omarbench.data.schema import SUBROOT_PRESETS
+
+    presets = [preset] if preset is not None else ["paper", *SUBROOT_PRESETS]
+    bases = [_root(root, p) for p in presets]
+    shown = [b for b in bases if b.is_dir()] if preset is None else bases
+    if not any(_list_one(b) for b in shown):
+        console.print(f"no datasets under {', '.join(str(b) for b in bases)}")
+
+
+def _list_one(base: Path) -> bool:
+    from omarbench.data.catalog import list_datasets
+
     entries = list_datasets(base)
     if not entries:
-        console.print(f"no datasets under {base}")
-        return
+        return False
     table = Table(title=f"datasets under {base}", box=box.SIMPLE_HEAD, pad_edge=False)
     for col in ("id", "level", "transitions", "episodes", "return", "norm.", "digest", "complete"):
         table.add_column(col, no_wrap=True)
@@ -56,6 +81,7 @@ def list_cmd(root: opt.Root = None) -> None:
     for e in entries:
         if e.error:
             console.print(f"unreadable {e.path.name}: {e.error}", markup=False)
+    return True
 
 
 @app.command("info")
@@ -63,12 +89,13 @@ def info_cmd(
     dataset: DatasetArg,
     root: opt.Root = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full metadata as JSON.")] = False,
+    preset: PresetOpt = None,
 ) -> None:
     """A dataset's metadata: task, sizes, returns, references, provenance, digest, versions."""
     from omarbench.data.stats import normalised_score
     from omarbench.data.store import open_dataset, stored_size
 
-    _, info = open_dataset(dataset, root)
+    _, info = open_dataset(dataset, _root(root, preset))
     if as_json:
         console.print_json(json.dumps(info.attrs))
         return
@@ -104,6 +131,7 @@ def verify_cmd(
     dataset: Annotated[str | None, typer.Argument(help="Dataset id or path (or use --all).")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Verify every dataset under the root.")] = False,
     root: opt.Root = None,
+    preset: PresetOpt = None,
 ) -> None:
     """Decode every chunk (checksums) and recompute the digest; exit 1 if anything is wrong."""
     from omarbench.data.catalog import list_datasets
@@ -111,6 +139,7 @@ def verify_cmd(
 
     if (dataset is None) == (not all_):
         raise UsageError("give either a dataset id/path or --all (not both)")
+    root = _root(root, preset)
     targets = [dataset] if dataset is not None else [str(e.path) for e in list_datasets(root)]
     if not targets:
         console.print("no datasets to verify")
@@ -139,11 +168,12 @@ def card_cmd(
     out: Annotated[Path, typer.Option("--out", help="Directory for the card and its histogram.")] = Path(
         "dataset_cards"),
     root: opt.Root = None,
+    preset: PresetOpt = None,
 ) -> None:
     """Write the dataset card (Markdown) and its return histogram (PNG)."""
     from omarbench.data.card import write_card
 
-    md, png = write_card(dataset, root, out)
+    md, png = write_card(dataset, _root(root, preset), out)
     console.print(f"wrote {md} and {png}", markup=False)
 
 
@@ -155,6 +185,7 @@ def export_cmd(
     out: Annotated[Path, typer.Option("--out", help="Output directory.")],
     root: opt.Root = None,
     force: Annotated[bool, typer.Option("--force", help="Replace existing files.")] = False,
+    preset: PresetOpt = None,
 ) -> None:
     """Export a dataset to NumPy files, e.g. for the authors' code, or (one agent) to a Minari dataset."""
     if fmt == "minari":
@@ -164,7 +195,7 @@ def export_cmd(
         return
     from omarbench.data.export import export_dataset
 
-    files = export_dataset(dataset, fmt, out, root, force=force)
+    files = export_dataset(dataset, fmt, out, _root(root, preset), force=force)
     console.print(f"wrote {len(files)} files to {out}", markup=False)
 
 

@@ -45,13 +45,23 @@ def eval_command(
     set_: opt.Set = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would run, run nothing.")] = False,
     progress: opt.Progress = True,
+    checkpoint_every: Annotated[
+        int | None, typer.Option("--checkpoint-every", help="Rounds between the checkpoints a killed job "
+                                                            "resumes from (default 250; 0 = none).")
+    ] = None,
 ) -> None:
     """Run the grid algos × tasks × levels × seeds; finished runs are skipped, so a killed sweep resumes."""
-    from rich.console import Console
-
     from omarbench.grid import sweep
+    from omarbench.offline.checkpoint import ENV_EVERY, resolve_every
+    from omarbench.offline.train import check_device
+    from omarbench.progress import make_console
 
     seed_list = seeds_or_default(seeds, preset)
+    check_device(device)
+    if checkpoint_every is not None:  # the jobs read it from the environment they inherit
+        import os
+
+        os.environ[ENV_EVERY] = str(resolve_every(checkpoint_every))
     settings = dict(
         preset=preset, root=str(root) if root else None, results_dir=str(results) if results else None,
         device=device, backend=backend, overrides=parse_overrides(set_) or None,
@@ -63,13 +73,13 @@ def eval_command(
         spec = sweep.scaling_spec(sweep.parse_agents(agents), seed_list, **settings)
     else:
         spec = sweep.SweepSpec(
-            algos=sweep.parse_algos(algos or "paper"),
-            tasks=sweep.parse_tasks(tasks or "all"),
-            levels=parse_levels(levels or "all"),
+            algos=sweep.parse_algos(algos if algos is not None else "paper"),
+            tasks=sweep.parse_tasks(tasks if tasks is not None else "all"),
+            levels=parse_levels(levels if levels is not None else "all"),
             seeds=seed_list,
             **settings,
         )
-    console = Console(stderr=True, soft_wrap=True)
+    console = make_console(stderr=True)
     try:
         outcome = sweep.run_sweep(
             spec, executor=executor, jobs=jobs, collect=not no_collect, progress=progress, dry_run=dry_run,

@@ -38,11 +38,14 @@ def report_command(
                                                      "evaluations per run (equal step counts).")] = None,
     best: Annotated[bool, typer.Option("--best", help="Add the best periodic evaluation next to the final "
                                                       "policy's score (a separate table).")] = False,
+    skip_bad: Annotated[
+        bool, typer.Option("--skip-bad", help="Leave out malformed record files (listed in the report) "
+                                               "instead of stopping.")
+    ] = False,
 ) -> None:
     """Tables (Markdown, LaTeX, CSV), aggregates with CIs, the paper side by side, plots: from records alone."""
-    from rich.console import Console
-
     from omarbench.paths import results_dir
+    from omarbench.progress import make_console
     from omarbench.report.build import build_report
     from omarbench.tasks.spec import parse_task_list
 
@@ -51,7 +54,7 @@ def report_command(
     task_list = parse_task_list(tasks) if tasks else None
     # the default results directory follows the preset's data root, as in ``omarbench eval``
     where = results if results is not None else results_dir(root, preset or "paper")
-    console = Console()
+    console = make_console()
     if fmt == "marl-eval":
         from omarbench.interop.marl_eval import write_marl_eval
 
@@ -62,7 +65,7 @@ def report_command(
         console.print(f"{export.n_runs} run(s) written to {path} (marl-eval's JSON layout)", markup=False)
         return
     summary = build_report(where, out, references=references, scaling=scaling, preset=preset, tasks=task_list,
-                           best=best)
+                           best=best, skip_bad=skip_bad)
     for note in summary.notes:
         console.print(f"note: {note}", markup=False, highlight=False)
     console.print(f"report of {summary.n_records} run record(s) (preset {summary.preset}) written to {out}: "

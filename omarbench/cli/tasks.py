@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from omarbench.cli import options as opt
+from omarbench.progress import make_console
 
 app = typer.Typer(help="List and inspect the benchmark's tasks.", invoke_without_command=True)
-console = Console()
+console = make_console()
 
 TaskArg = Annotated[str, typer.Argument(help="Task id, e.g. spread, spread-n5, tag:mpe2.")]
 

@@ -31,25 +31,30 @@ def train_command(
     threads: Annotated[
         int | None, typer.Option("--threads", help="Torch threads (default: torch's, one per core).")
     ] = None,
+    checkpoint_every: Annotated[
+        int | None, typer.Option("--checkpoint-every", help="Rounds between checkpoints a killed run resumes "
+                                                            "from (default 250; 0 = none).")
+    ] = None,
 ) -> None:
     """Train one offline algorithm on one dataset; one run record per seed."""
-    from rich.console import Console
-
+    from omarbench.offline.checkpoint import resolve_every
     from omarbench.offline.train import train
     from omarbench.paths import preset_root
+    from omarbench.progress import make_console
     from omarbench.vocab import check_positive, parse_overrides, seeds_or_default
 
     seed_list = list(seeds_or_default(seeds, preset))
     check_positive("--threads", threads)
+    resolve_every(checkpoint_every)
     if threads is not None:
         import torch
 
         torch.set_num_threads(threads)
-    console = Console()
+    console = make_console()
     data_root = str(preset_root(root, preset))  # the preset's datasets, as omarbench eval and collect use
     records = train(algo, task, level, seed_list, preset=preset, root=data_root,
                     results_dir=str(results) if results else None, device=device, backend=backend,
-                    overrides=parse_overrides(set_), progress=progress)
+                    overrides=parse_overrides(set_), progress=progress, checkpoint_every=checkpoint_every)
     for rec in records:
         head = f"{rec['algo']} {rec['task']} {level} seed {rec['seed']}"
         if rec["status"] == "ok":

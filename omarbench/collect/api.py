@@ -13,8 +13,11 @@ from pathlib import Path
 
 from omarbench.collect.collector import CollectConfig, collect_mpe, resolve_levels
 from omarbench.errors import UsageError
+from omarbench.guard import MAX_SEED, MAX_TRANSITIONS, check_int, check_output_dir
+from omarbench.paths import preset_root
 from omarbench.tasks.maze2d import is_maze2d
 from omarbench.tasks.spec import parse_task_id
+from omarbench.vocab import check_backend, check_preset
 
 
 def collect(task_id: str, level: str = "all", *, transitions: int | None = None, seed: int = 0,
@@ -23,8 +26,13 @@ def collect(task_id: str, level: str = "all", *, transitions: int | None = None,
             config: CollectConfig | None = None) -> list[Path]:
     """Collect ``level`` (or ``all``) of a task; returns the dataset paths. Reuses finished work.
 
-    maze2d tasks have no behaviour run: their one dataset comes from the waypoint controller.
+    maze2d tasks have no behaviour run: their one dataset comes from the waypoint controller. Every argument
+    is checked before anything is created.
     """
+    if transitions is not None:
+        check_int("--transitions", transitions, 1, MAX_TRANSITIONS)
+    check_int("--seed", seed, 0, MAX_SEED)
+    check_output_dir(preset_root(root, check_preset(preset)), "--root")  # creates nothing
     if is_maze2d(task_id):
         from omarbench.collect.waypoint import collect_maze2d
 
@@ -34,6 +42,8 @@ def collect(task_id: str, level: str = "all", *, transitions: int | None = None,
                               progress=progress, log=log)
     task = parse_task_id(task_id, flavor)
     levels = resolve_levels(level)
+    if task.engine == "mpe":
+        check_backend(backend)
     if task.engine == "mujoco":  # halfcheetah-2x3: its own settings and random level
         from omarbench.collect.mujoco import collect_mujoco
 

@@ -20,6 +20,7 @@ round); the random reference's actions from one keyed by (seed, ``RANDOM_REFEREN
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,7 +32,8 @@ from omarbench.collect.matd3 import MATD3Config
 from omarbench.collect.run import ActorPolicy, BehaviourRun, RunConfig
 from omarbench.data import LEVELS, DatasetWriter, dataset_id, dataset_path, default_root, preset_root
 from omarbench.data.store import open_store
-from omarbench.errors import UsageError, bad_choice
+from omarbench.errors import OmarbenchError, bad_choice
+from omarbench.guard import clean_stale_temps
 from omarbench.io import atomic_write_json
 from omarbench.paths import check_writable
 from omarbench.tasks.envs import make_vec_env
@@ -121,6 +123,16 @@ class Collector:
                      f"in {self.run.dir}")
         if not self.progress:
             return self.run.train()
+        from omarbench.progress import LogLines, interactive
+
+        if not interactive():  # a log: a plain line every so often instead of a live bar
+            lines = LogLines(f"behaviour run {self.task.id}", self.cfg.run.total_steps, "steps", log=self.log,
+                             start=info.get("steps", 0))
+            try:
+                return self.run.train(progress=lambda steps, total, ret: lines.update(
+                    steps, f"eval return {ret:.2f}"))
+            finally:
+                lines.close()
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
         with Progress(TextColumn("[bold]behaviour[/] {task.description}"), BarColumn(),
@@ -197,6 +209,7 @@ class Collector:
         if path.exists():
             _, store = open_store(path)  # one-line error if it is not a dataset
             if store.complete:
+                check_intact(path, dataset_id(self.task, level))
                 self.log(f"{dataset_id(self.task, level)} is complete: {path}")
                 return None
             self.log(f"resuming {dataset_id(self.task, level)} at {store.n_transitions:,} transitions")
@@ -277,6 +290,19 @@ class Collector:
             if not self.progress:
                 yield lambda k: None
                 return
+            from omarbench.progress import LogLines, interactive
+
+            if not interactive():
+                lines = LogLines(label, total, "transitions", log=self.log, start=completed)
+
+                def tick(k: int) -> None:
+                    lines.update(lines.done + k)
+
+                try:
+                    yield tick
+                finally:
+                    lines.close()
+                return
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
             with Progress(TextColumn(f"[bold]{label}[/]"), BarColumn(),
@@ -288,15 +314,18 @@ class Collector:
         return bar()
 
     def collect(self, levels: Sequence[str], transitions: int | None = None) -> list[Path]:
-        self.train()
-        plan = self.plan()
-        out = []
-        for level in levels:
-            if level == "medium-replay":
-                out.append(self.write_replay(plan))
-            else:
-                out.append(self.write_rollout(level, plan, transitions or self.cfg.transitions))
-        return out
+        # one writer per behaviour run and its datasets at a time: a second collect waits, then reuses
+        with self.run.lock(log=self.log):
+            clean_stale_temps(self.root)  # half-made stores (.<id>.zarr.creating-*) of killed collects
+            self.train()
+            plan = self.plan()
+            out = []
+            for level in levels:
+                if level == "medium-replay":
+                    out.append(self.write_replay(plan))
+                else:
+                    out.append(self.write_rollout(level, plan, transitions or self.cfg.transitions))
+            return out
 
 
 class _Frames:
@@ -332,6 +361,21 @@ class _Frames:
             np.zeros_like(trunc), trunc)
 
 
+def check_intact(path: Path, did: str) -> None:
+    """A complete dataset must also be intact (checksums, digest, episodes): else a one-line error saying
+    what is wrong and what to do (collect never rewrites a finished dataset)."""
+    from omarbench.data.verify import verify_dataset
+
+    result = verify_dataset(path)
+    if not result.ok:
+        more = f" (and {len(result.problems) - 1} more problem(s))" if len(result.problems) > 1 else ""
+        raise OmarbenchError(
+            f"dataset {did} at {str(path)!r} is complete but damaged: {result.problems[0]}{more}; "
+            f"delete it (rm -r {shlex.quote(str(path))}) and run the same command again to collect it anew "
+            "(the behaviour run is reused)"
+        )
+
+
 def resolve_levels(level: str) -> list[str]:
     if level == "all":
         return list(LEVELS)
@@ -344,15 +388,10 @@ def collect_mpe(task: Task, levels: list[str], *, transitions: int | None = None
                 root: str | os.PathLike | None = None, backend: str = "numpy", preset: str = "paper",
                 progress: bool = True, log: Callable[[str], None] = print,
                 config: CollectConfig | None = None) -> list[Path]:
-    """The MPE collector behind :func:`omarbench.collect.api.collect`."""
-    if transitions is not None and transitions <= 0:
-        raise UsageError(f"--transitions must be a positive integer, got {transitions}")
-    if seed < 0:
-        raise UsageError(f"--seed must be non-negative, got {seed}")
+    """The MPE collector behind :func:`omarbench.collect.api.collect` (which checks the arguments)."""
     cfg = config if config is not None else preset_config(task, preset)
     base = preset_root(root, preset)
     check_writable(base)
-    make_vec_env(task, 1, backend)  # validates the backend before any work
     return Collector(task, cfg, seed=seed, root=base, backend=backend, preset=preset, log=log,
                      progress=progress).collect(levels, transitions)
 

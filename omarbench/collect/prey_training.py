@@ -159,9 +159,18 @@ def train_prey(task_id: str, *, seed: int = 0, root: str | os.PathLike | None = 
     task = parse_task_id(task_id)
     if seed < 0:
         raise UsageError(f"--seed must be non-negative, got {seed}")
+    from omarbench.errors import bad_choice
+    from omarbench.guard import MAX_SEED, check_int, check_output_file
+    from omarbench.vocab import BACKENDS
+
+    check_int("--seed", seed, 0, MAX_SEED)
+    if backend not in BACKENDS:
+        raise bad_choice("backend", backend, BACKENDS)
     check_positive("--steps", config.total_steps)
     if not task.fixed_indices:
         raise UsageError(f"task {task.id!r} has no fixed agents; prey are trained for: tag, world")
+    if out is not None:
+        check_output_file(out, "--out")  # before any training: a bad path must not cost the run
     (prey,) = task.fixed_indices
     targets = selection_targets(task)  # fails early if the mpe2 flavor's paper-flavor prey is missing
     co_task = _co_training_task(task)

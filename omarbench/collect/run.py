@@ -29,6 +29,7 @@ import torch
 
 from omarbench.collect.matd3 import MATD3, Actor, MATD3Config, ReplayBuffer
 from omarbench.errors import OmarbenchError
+from omarbench.guard import FileLock, clean_stale_temps
 from omarbench.io import atomic_write_bytes, atomic_write_json
 from omarbench.tasks.envs import make_vec_env
 from omarbench.tasks.prey import FixedPolicy
@@ -88,6 +89,37 @@ class ActorPolicy:
     @torch.no_grad()
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         return self.actor(torch.as_tensor(obs, dtype=torch.float32)).numpy().astype(np.float64)
+
+
+_HELD: set[Path] = set()
+
+
+def _stderr(message: str) -> None:
+    import sys
+
+    print(message, file=sys.stderr, flush=True)
+
+
+class _NoLock:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+class _HeldLock:
+    def __init__(self, run_dir: Path, lock: FileLock):
+        self.run_dir, self.inner = run_dir, lock
+
+    def __enter__(self):
+        self.inner.acquire()
+        _HELD.add(self.run_dir)
+        return self.inner
+
+    def __exit__(self, *exc) -> None:
+        _HELD.discard(self.run_dir)
+        self.inner.release()
 
 
 def _episode_major(frames: list[np.ndarray]) -> np.ndarray:
@@ -230,16 +262,27 @@ class BehaviourRun:
         ``progress(steps, total_steps, eval_return)`` is called after every segment. Returns run.json.
         """
         self.dir.mkdir(parents=True, exist_ok=True)
-        info = self.info()
-        self.check_identity(info)
-        if info.get("status") == "finished":
-            return info
-        threads = torch.get_num_threads()
-        torch.set_num_threads(self.cfg.torch_threads)
-        try:
-            return self._train(info, progress, stop_when)
-        finally:
-            torch.set_num_threads(threads)
+        with self.lock():
+            info = self.info()
+            self.check_identity(info)
+            if info.get("status") == "finished":
+                return info
+            threads = torch.get_num_threads()
+            torch.set_num_threads(self.cfg.torch_threads)
+            try:
+                return self._train(info, progress, stop_when)
+            finally:
+                torch.set_num_threads(threads)
+
+    def lock(self, log: Callable[[str], None] | None = None) -> _HeldLock | _NoLock:
+        """The lock of this run folder (a second writer waits for the first; see :class:`FileLock`).
+
+        Re-entrant within one process: a lock this process already holds is not taken again."""
+        if self.dir in _HELD:
+            return _NoLock()
+        return _HeldLock(self.dir, FileLock(self.dir.parent / f".{self.dir.name}.lock",
+                                            f"the behaviour run {str(self.dir)!r}", wait=True,
+                                            log=log or _stderr))
 
     def _train(self, info: dict[str, Any], progress: Callable[[int, int, float], None] | None,
                stop_when: Callable[[list[dict[str, Any]]], bool] | None) -> dict[str, Any]:
@@ -255,8 +298,10 @@ class BehaviourRun:
             np_rng.bit_generator.state = state["np_rng"]
             steps, seg, acc = int(state["steps"]), int(state["segment"]) + 1, float(state["acc"])
             # drop anything written after the last consistent state
-            for f in (self.dir / "experience").glob("*.tmp"):
+            for f in (self.dir / "experience").glob("*.tmp"):  # older fixed names, then killed writers' own
                 f.unlink()
+            clean_stale_temps(self.dir / "experience")
+            clean_stale_temps(self.dir)
             for f in self.experience_files():
                 if int(f.stem) >= seg:
                     f.unlink()

@@ -19,6 +19,7 @@ from omarbench.data.coverage import CITATION as COVERAGE_CITATION
 from omarbench.data.coverage import dataset_saco
 from omarbench.data.stats import episode_returns, normalised_score
 from omarbench.data.store import StoreInfo, open_dataset, read_into, require_loadable
+from omarbench.guard import check_output_dir, clean_stale_temps, temp_name
 from omarbench.tasks.maze2d import is_maze2d
 
 DEFAULT_CARD_DIR = "dataset_cards"
@@ -299,17 +300,19 @@ def write_card(
     A maintainers' note for the task, ``<out_dir>/notes/<task id>.md``, is included under "Differences
     from the paper" when it exists (why our numbers differ; the differences themselves are computed).
     """
+    check_output_dir(out_dir, "--out")
     group, info = open_dataset(id_or_path, root)
     require_loadable(group, info)
     returns, agents = _read_numbers(group, info)
     coverage = dataset_saco(group, info)
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
+    clean_stale_temps(out)
     stem = schema.store_name(info.id)[: -len(schema.STORE_SUFFIX)]
     md, png = out / f"{stem}.md", out / f"{stem}.returns.png"
     notes_file = out / NOTES_DIR / f"{info.task.id.replace(':', '+')}.md"  # per task, written by maintainers
     notes = notes_file.read_text() if notes_file.exists() else None
-    tmp_md, tmp_png = out / f".{md.name}.partial", out / f".{png.name}.partial"
+    tmp_md, tmp_png = temp_name(md), temp_name(png)
     try:
         _histogram(returns, info, tmp_png)
         tmp_md.write_text(render_card(info, agents, png.name, notes, coverage))

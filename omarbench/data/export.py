@@ -26,6 +26,7 @@ import numpy as np
 from omarbench.data import schema
 from omarbench.data.store import StoreInfo, open_dataset, read_into, require_loadable
 from omarbench.errors import OmarbenchError, bad_choice
+from omarbench.guard import check_output_dir, clean_stale_temps, temp_name
 
 FORMATS: tuple[str, ...] = ("omar-npy", "npz")
 OMAR_FIELDS = {"observations": "obs", "actions": "acs", "rewards": "rews", "next_observations": "next_obs"}
@@ -53,6 +54,7 @@ def export_dataset(
     """Export a complete dataset to ``out`` (a directory, created if needed); returns the files written."""
     if fmt not in FORMATS:
         raise bad_choice("export format", fmt, (*FORMATS, "minari"))
+    check_output_dir(out, "--out")
     group, info = open_dataset(id_or_path, root)
     require_loadable(group, info)
     out_dir = Path(out).expanduser()
@@ -66,6 +68,7 @@ def export_dataset(
             f"{str(out_dir / clash[0])!r} already exists; choose another --out or pass --force to replace"
         )
     out_dir.mkdir(parents=True, exist_ok=True)
+    clean_stale_temps(out_dir)
     written: list[tuple[Path, Path]] = []
     try:
         if fmt == "omar-npy":
@@ -79,7 +82,7 @@ def export_dataset(
             if fmt == "omar-npy" else "arrays keyed by their store paths; metadata.json holds the root attributes",
             "n_transitions": info.n_transitions, "n_episodes": info.n_episodes,
         }
-        tmp = out_dir / f".{MANIFEST}.partial"
+        tmp = temp_name(out_dir / MANIFEST)
         tmp.write_text(json.dumps(manifest, indent=2) + "\n")
         written.append((tmp, out_dir / MANIFEST))
         for tmp, final in written:
@@ -106,7 +109,7 @@ def _write_omar(group, info: StoreInfo, out_dir: Path, record: Callable[[tuple[P
         if parts[0] != "agents":
             continue
         name = f"{OMAR_FIELDS[parts[2]]}_{index[parts[1]]}.npy"
-        tmp = out_dir / f".{name}.partial"
+        tmp = temp_name(out_dir / name)
         record((tmp, out_dir / name))
         with open(tmp, "wb") as f:
             np.lib.format.write_array(f, arr, allow_pickle=False)
@@ -114,14 +117,14 @@ def _write_omar(group, info: StoreInfo, out_dir: Path, record: Callable[[tuple[P
     dones = terminals.astype(np.float32)
     for i in range(info.task.n_agents):
         name = f"dones_{i}.npy"
-        tmp = out_dir / f".{name}.partial"
+        tmp = temp_name(out_dir / name)
         record((tmp, out_dir / name))
         with open(tmp, "wb") as f:
             np.lib.format.write_array(f, dones, allow_pickle=False)
 
 
 def _write_npz(group, info: StoreInfo, final: Path, record: Callable[[tuple[Path, Path]], None]) -> None:
-    tmp = final.parent / f".{final.name}.partial"
+    tmp = temp_name(final)
     record((tmp, final))
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
         for p, arr in _arrays(group, info):

@@ -119,12 +119,34 @@ def resolve_dataset(id_or_path: str | os.PathLike, root: str | os.PathLike | Non
     text = str(id_or_path)
     path = dataset_path(text, root)  # raises UsageError on a malformed id
     if not path.is_dir():
-        where = path.parent
-        raise OmarbenchError(
-            f"dataset {text!r} not found under {str(where)!r}: collect it first, or point --root / "
-            f"${DATA_ENV_VAR} at the directory that holds it (see 'omarbench datasets list')"
-        )
+        raise OmarbenchError(_not_found(text, path))
     return path
+
+
+SUBROOT_PRESETS: tuple[str, ...] = ("quick",)  # presets whose datasets live under <root>/<preset>
+
+
+def _not_found(text: str, path: Path) -> str:
+    """Where the dataset is not, where it is if under another preset's root, and the command that makes it,
+    with the user's own root and preset."""
+    import shlex
+
+    where = path.parent
+    preset = where.name if where.name in SUBROOT_PRESETS else "paper"
+    base = where.parent if preset != "paper" else where
+    for other in ("paper", *SUBROOT_PRESETS):
+        there = base if other == "paper" else base / other
+        if other != preset and (there / path.name).is_dir():
+            return (f"dataset {text!r} not found under {str(where)!r}, but it is under {str(there)!r} "
+                    f"(preset {other}): add --preset {other}")
+    task, level = parse_dataset_id(text)
+    cmd = f"omarbench collect {task.id} --level {level}"
+    if preset != "paper":
+        cmd += f" --preset {preset}"
+    if base.absolute() != default_root().absolute():
+        cmd += f" --root {shlex.quote(str(base))}"
+    return (f"dataset {text!r} not found under {str(where)!r}: collect it first ({cmd}), or point --root / "
+            f"${DATA_ENV_VAR} at the directory that holds it (see 'omarbench datasets list')")
 
 
 # ---- layout ----------------------------------------------------------------------------------------

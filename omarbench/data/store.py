@@ -62,7 +62,8 @@ class StoreInfo:
         return dict(self.attrs.get("returns") or {})
 
     def verify_hint(self) -> str:
-        return f"run 'omarbench datasets verify {self.label}' for details, then download or collect it again"
+        return (f"run 'omarbench datasets verify {self.label}' for details, then delete {str(self.path)!r} and "
+                "collect it again (collect never rewrites a finished dataset)")
 
 
 def open_dataset(id_or_path: str | os.PathLike, root: str | os.PathLike | None = None):

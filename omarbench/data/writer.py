@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from omarbench.data.checks import USER_DEFAULTS, check_resumable, clean_user_met
 from omarbench.data.provenance import command_line, now_utc, package_versions
 from omarbench.data.stats import episode_returns, return_statistics
 from omarbench.errors import OmarbenchError, UsageError
+from omarbench.guard import clean_stale_temps, creating_name
 from omarbench.io import fsync_path, fsync_tree
 from omarbench.tasks.spec import Task
 
@@ -137,7 +137,8 @@ class DatasetWriter:
         if rows < 1:
             raise UsageError(f"chunk_rows must be positive, got {rows}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f".{path.name}.creating-{uuid.uuid4().hex[:8]}"
+        clean_stale_temps(path.parent)  # half-made stores of killed writers (their pid is gone)
+        tmp = creating_name(path)
         try:
             group = zarr.open_group(LocalStore(tmp), mode="w-")
             agents = group.create_group("agents")

@@ -52,8 +52,8 @@ class Progress:
             status = "ok" if not failed else f"{len(failed)} failed"
             self.console.print(f"  {label}: {status} ({wall:.1f} s) [{self.ok + self.failed}/{self.total}, "
                                f"ETA {self._eta()}]", markup=False, highlight=False)
-            for run, reason in failed:
-                self.console.print(f"    failed {run}: {reason}", markup=False, highlight=False)
+        for run, reason in failed:  # why a run failed is shown with or without the progress display
+            self.console.print(f"    failed {run}: {reason}", markup=False, highlight=False)
 
     def close(self) -> None:
         if self._progress is not None:

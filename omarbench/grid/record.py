@@ -56,7 +56,8 @@ class Recorder:
                 reference_returns=info.get("reference_returns"), code_version_=self.code_version(job.algo),
                 device=self.spec.device,
             )
-            rs.write_record(self.results_dir, rec)
+            if not _finished(self.results_dir / rs.record_filename(rec)):  # another process's finished run stays
+                rs.write_record(self.results_dir, rec)
             out.append((f"{job.algo} {job.task} {job.level} seed {seed}", rec["reason"]))
         return out
 
@@ -87,3 +88,12 @@ class Recorder:
         self.outcome.failed.extend(failures)
         if self.display is not None:
             self.display.finished(job.label, ok, failures, float(result.get("wall_time_s") or 0.0))
+
+
+def _finished(path: Path) -> bool:
+    import json
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("status") == "ok"
+    except (OSError, ValueError, AttributeError):
+        return False

@@ -155,9 +155,9 @@ def run_sweep(
     ``collect=False``, missing datasets. Local workers are spawned processes: a script that calls this
     must do so under ``if __name__ == "__main__":`` (as for any use of multiprocessing's spawn).
     """
-    from rich.console import Console
+    from omarbench.progress import make_console
 
-    console = console or Console(stderr=True, soft_wrap=True)
+    console = console or make_console(stderr=True)
     check_choice("executor", executor, EXECUTORS)
     check_preset(spec.preset)
     check_backend(spec.backend)
@@ -174,6 +174,9 @@ def run_sweep(
     results_dir = results_dir.expanduser().absolute()  # workers (Ray's too) may start in another directory
     spec = replace(spec, results_dir=str(results_dir), root=root)
     train_name = _callable_name(hooks.train)
+    from omarbench.guard import check_output_dir
+
+    check_output_dir(results_dir, "--results")  # before any collection or training
 
     # 0. every run's config first: a bad override fails here, before any collection or training
     exact = hooks.resolve_config is not None
@@ -187,6 +190,8 @@ def run_sweep(
     needed = [(task, level) for level in spec.levels for task in spec.tasks]
     infos = {tl: hooks.dataset_info(tl[0], tl[1], spec.root) for tl in needed}
     missing = [tl for tl in needed if infos[tl] is None]
+    if missing and collect:
+        check_output_dir(spec.root, "--root")  # where the missing datasets would be collected
     if missing and not collect:
         names = ", ".join(_dataset_id(*tl) for tl in missing)
         raise OmarbenchError(f"missing dataset(s): {names} (run without --no-collect to collect them)")
@@ -270,7 +275,9 @@ def run_sweep(
             "kwargs": {
                 "preset": spec.preset, "root": spec.root, "results_dir": str(results_dir), "device": spec.device,
                 "backend": spec.backend, "overrides": dict(spec.overrides) if spec.overrides else None,
-                "progress": False,
+                # in a log (not a terminal) each job prints a line every so often; on a terminal, the sweep's
+                # own display is the only one
+                "progress": bool(progress and not console.is_terminal),
             },
         }
         for j in todo

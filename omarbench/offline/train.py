@@ -17,6 +17,9 @@ one vector environment.
 
 A seed whose losses become non-finite stops being evaluated and is recorded ``failed`` with the round
 and the loss that broke; the other seeds go on (members never share gradients or statistics).
+
+Every ``checkpoint_every`` rounds the whole state of the job is saved (:mod:`omarbench.offline.checkpoint`); a
+job that was killed resumes from its last checkpoint and ends bit for bit as if it had never stopped.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -118,8 +122,11 @@ def _check_seeds(seeds: Sequence[int]) -> list[int]:
         out = [int(s) for s in seeds]
     except (TypeError, ValueError):
         raise UsageError(f"bad seeds {seeds!r}; expected non-negative integers") from None
-    if not out or min(out) < 0 or len(set(out)) != len(out):
-        raise UsageError(f"bad seeds {list(seeds)!r}; expected distinct non-negative integers")
+    from omarbench.guard import MAX_SEED, MAX_SEEDS
+
+    if not out or min(out) < 0 or len(set(out)) != len(out) or max(out) > MAX_SEED or len(out) > MAX_SEEDS:
+        raise UsageError(f"bad seeds {list(seeds)[:10]!r}; expected 1..{MAX_SEEDS:,} distinct integers in "
+                         f"0..{MAX_SEED}")
     return out
 
 
@@ -133,6 +140,9 @@ def _check_device(device: str) -> torch.device:
     if dev.type not in ("cpu", "cuda"):
         raise UsageError(f"unknown device {device!r}; valid: cpu, cuda, cuda:N")
     return dev
+
+
+check_device = _check_device  # the learners' device, checked before any work (CLI)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -154,9 +164,16 @@ def train(
     overrides: Mapping[str, Any] | None = None,
     progress: bool = True,
     dataset=None,
+    checkpoint_every: int | None = None,
 ) -> list[dict]:
     """Train ``algo`` on the (task, level) dataset with every seed batched; write and return one record
-    per seed (in the order of ``seeds``). ``dataset`` may be an in-memory dataset (tests)."""
+    per seed (in the order of ``seeds``). ``dataset`` may be an in-memory dataset (tests).
+
+    ``checkpoint_every``: rounds between checkpoints (default ``$OMARBENCH_CHECKPOINT_EVERY`` or
+    :data:`omarbench.offline.checkpoint.DEFAULT_EVERY`; 0 turns them off)."""
+    from omarbench.guard import check_output_dir, clean_stale_temps
+    from omarbench.offline import checkpoint as ck
+
     name = canonical_name(algo)
     task_obj = parse_task_id(task) if isinstance(task, str) else task
     check_level(level)
@@ -165,6 +182,12 @@ def train(
     check_backend(backend)
     dev = _check_device(device)
     cfg = make_config(name, task_obj, level, preset, overrides)
+    every = ck.resolve_every(checkpoint_every)
+    if results_dir is None:
+        from omarbench.paths import data_root
+
+        results_dir = str(data_root(root) / "results")
+    check_output_dir(results_dir, "results folder")
 
     if dataset is None:
         from omarbench.data import dataset_id, load_dataset
@@ -175,10 +198,7 @@ def train(
         raise UsageError(f"dataset {dataset.id!r} is for task {ds_task.id!r}, not {task_obj.id!r}")
     if getattr(dataset, "level", level) != level:
         raise UsageError(f"dataset {dataset.id!r} is of level {dataset.level!r}, not {level!r}")
-    if results_dir is None:
-        from omarbench.paths import data_root
-
-        results_dir = str(data_root(root) / "results")
+    clean_stale_temps(results_dir)  # what killed writers left in the results folder
 
     t0 = time.perf_counter()
     learners = Learners(get_algorithm(name)(cfg), seeds, dataset, dev)
@@ -189,6 +209,12 @@ def train(
     curves: list[list[dict]] = [[] for _ in seeds]
     failed: dict[int, str] = {}
     S = len(seeds)
+    version = rs.code_version(name)
+    config = cfg.to_dict()
+    keys = [rs.run_key(name, task_obj.id, level, s, preset, config, ds_info["digest"], version) for s in seeds]
+    ckpt = ck.Checkpointer(results_dir, ck.job_identity(
+        algo=name, task=task_obj.id, level=level, seeds=seeds, preset=preset, config=config,
+        dataset_digest=ds_info["digest"], code_version=version, device=str(dev), backend=backend), every)
 
     def policy(obs):
         return learners.act(obs)
@@ -206,32 +232,75 @@ def train(
         alive = [float(returns[k]) for k in range(S) if k not in failed]
         return float(np.mean(alive)) if alive else None
 
-    bar = _Progress(f"{name} {task_obj.id} {level} seeds {','.join(map(str, seeds))}", cfg.rounds, progress)
-    try:
-        last = evaluate(0)
-        bar.update(0, last, _normalise(last, ref) if last is not None else None)
-        for r in range(1, cfg.rounds + 1):
-            losses = learners.update()  # [S, n_learners, 2]
-            finite = torch.isfinite(losses)
-            if not bool(finite.all()):
-                for k in range(S):
-                    if k not in failed and not bool(finite[k].all()):
-                        which = "critic" if not bool(finite[k, :, 0].all()) else "actor"
-                        failed[k] = f"non-finite {which} loss at round {r}"
-                if len(failed) == S:
-                    break
-            if r % cfg.eval_every == 0 or r == cfg.rounds:
-                last = evaluate(r)
-            bar.update(r, last, _normalise(last, ref) if last is not None else None)
-        final = None
-        if len(failed) < S:
-            final = Evaluator(task_obj, seeds, cfg.final_episodes, backend, dev).run(policy)
-    finally:
-        bar.close()
-    wall = time.perf_counter() - t0
+    with ckpt:
+        if ckpt.lock.waited:  # another process trained this job meanwhile: its records may be there now
+            done = _finished_records(results_dir, name, task_obj.id, level, seeds, keys)
+            if done is not None:
+                return done
+        state = ckpt.load()
+        start, spent = 1, 0.0
+        if state is not None:
+            ckpt.restore(state, learners)
+            loop = state["loop"]
+            curves, failed, last = loop["curves"], {int(k): v for k, v in loop["failed"]}, loop["last"]
+            start, spent = int(state["round"]) + 1, float(loop["wall_time_s"])
+        bar = _Progress(f"{name} {task_obj.id} {level} seeds {ck._seed_text(seeds)}", cfg.rounds, progress,
+                        start - 1)
+        try:
+            if state is None:
+                last = evaluate(0)
+            bar.update(start - 1, last, _normalise(last, ref) if last is not None else None)
+            for r in range(start, cfg.rounds + 1):
+                losses = learners.update()  # [S, n_learners, 2]
+                finite = torch.isfinite(losses)
+                if not bool(finite.all()):
+                    for k in range(S):
+                        if k not in failed and not bool(finite[k].all()):
+                            which = "critic" if not bool(finite[k, :, 0].all()) else "actor"
+                            failed[k] = f"non-finite {which} loss at round {r}"
+                    if len(failed) == S:
+                        break
+                if r % cfg.eval_every == 0 or r == cfg.rounds:
+                    last = evaluate(r)
+                if ckpt.due(r, cfg.rounds):
+                    ckpt.save(round_=r, learners=learners, loop={
+                        "curves": curves, "failed": sorted(failed.items()), "last": last,
+                        "wall_time_s": spent + time.perf_counter() - t0})
+                bar.update(r, last, _normalise(last, ref) if last is not None else None)
+            final = None
+            if len(failed) < S:
+                final = Evaluator(task_obj, seeds, cfg.final_episodes, backend, dev).run(policy)
+        finally:
+            bar.close()
+        wall = spent + time.perf_counter() - t0
+        weights = ck.weights_digest(learners)
+        records = _write_records(results_dir, name, task_obj, level, seeds, keys, preset, config, ds_info, ref,
+                                 version, dev, backend, failed, final, curves, wall, weights,
+                                 learners.matmul_kernel)
+        ckpt.remove()
+    return records
 
-    version = rs.code_version(name)
-    config = cfg.to_dict()
+
+def _finished_records(results_dir, name, task_id, level, seeds, keys) -> list[dict] | None:
+    """The ``ok`` records of every seed of a job if they are all on disk, else None."""
+    import json
+
+    out = []
+    for seed, key in zip(seeds, keys):
+        path = Path(results_dir) / rs.record_filename({"algo": name, "task": task_id, "level": level,
+                                                       "seed": seed, "key": key})
+        try:
+            rec = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if rec.get("status") != "ok" or rec.get("key") != key:
+            return None
+        out.append(rec)
+    return out
+
+
+def _write_records(results_dir, name, task_obj, level, seeds, keys, preset, config, ds_info, ref, version,
+                   dev, backend, failed, final, curves, wall, weights, kernel) -> list[dict]:
     records = []
     for k, seed in enumerate(seeds):
         ok = k not in failed and final is not None
@@ -242,14 +311,15 @@ def train(
                    "normalised": _normalise(score, ref)}
         record = {
             "schema": rs.SCHEMA,
-            "key": rs.run_key(name, task_obj.id, level, seed, preset, config, ds_info["digest"], version),
+            "key": keys[k],
             "algo": name, "task": task_obj.id, "level": level, "seed": int(seed), "preset": preset,
             "config": config, "dataset": ds_info, "reference_returns": ref, "code_version": version,
             "git": rs.git_revision(),
-            "device": str(dev), "matmul_kernel": learners.matmul_kernel, "backend": backend,
+            "device": str(dev), "matmul_kernel": kernel, "backend": backend,
             "status": "ok" if ok else "failed",
             "reason": None if ok else failed[k],
             "curve": curves[k], "final": fin if ok else None, "wall_time_s": wall, "created": rs.utc_now(),
+            "weights_sha256": weights,
         }
         rs.write_record(results_dir, record)
         records.append(record)
@@ -257,26 +327,42 @@ def train(
 
 
 class _Progress:
-    """A rich progress bar (round, last evaluation, ETA), or nothing."""
+    """A rich progress bar (round, last evaluation, ETA) on a terminal; periodic plain lines in a log
+    (:mod:`omarbench.progress`); or nothing. The ETA is the average rate since this process started."""
 
-    def __init__(self, label: str, total: int, enabled: bool):
-        self.p = None
+    def __init__(self, label: str, total: int, enabled: bool, start: int = 0):
+        from omarbench.progress import LogLines, interactive
+
+        self.p = self.lines = None
         if not enabled:
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        self.lines = LogLines(label, total, "rounds", start=start)
+        if not interactive():
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
         self.p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                          TextColumn("{task.fields[ret]}"), TextColumn("ETA"), TimeRemainingColumn(),
+                          TextColumn("{task.fields[ret]}"), TextColumn("ETA {task.fields[eta]}"),
                           transient=False)
         self.p.start()
-        self.task = self.p.add_task(label, total=total, ret="")
+        self.task = self.p.add_task(label, total=total, ret="", eta="?")
 
     def update(self, r: int, ret: float | None, norm: float | None) -> None:
-        if self.p is None:
+        if self.lines is None:
             return
         text = "" if ret is None else f"return {ret:.1f}" + ("" if norm is None else f" ({norm:.0f} norm.)")
-        self.p.update(self.task, completed=r, ret=text)
+        if self.p is None:
+            self.lines.update(r, text)
+            return
+        from omarbench.progress import clock
+
+        self.lines.done = r
+        eta = self.lines.eta()
+        self.p.update(self.task, completed=r, ret=text, eta="?" if eta is None else clock(eta))
 
     def close(self) -> None:
         if self.p is not None:
             self.p.stop()
+        elif self.lines is not None:
+            self.lines.close()
+

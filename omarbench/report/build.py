@@ -71,9 +71,16 @@ class ReportSummary:
 # ----------------------------------------------------------------------------------------- selection
 
 
-def choose_preset(df: pd.DataFrame, preset: str | None) -> str | None:
+def choose_preset(df: pd.DataFrame, preset: str | None, where: str = "these results") -> str | None:
+    from omarbench.vocab import PRESETS
+
     present = sorted(p for p in df["preset"].dropna().unique())
     if preset is not None:
+        if preset in PRESETS and preset not in present:
+            hint = f"; use --preset {present[0]}" if len(present) == 1 else \
+                f"; choose one of {', '.join(present)}" if present else ""
+            held = ", ".join(present) or "none"
+            raise UsageError(f"no records of preset {preset!r} in {where} (it holds {held}){hint}")
         if preset not in present:
             raise bad_choice("preset", preset, present or ["(none in these results)"])
         return preset
@@ -294,16 +301,22 @@ def build_report(
     preset: str | None = None,
     tasks: Sequence[str] | None = None,
     best: bool = False,
+    skip_bad: bool = False,
 ) -> ReportSummary:
     """Read the records of ``results_dir`` and write the report files into ``out_dir``.
 
     With ``best``, a section puts each cell's best periodic evaluation next to its final score
-    (:mod:`omarbench.report.best`); without it the files are exactly as before."""
+    (:mod:`omarbench.report.best`); without it the files are exactly as before. A file that is not a
+    well-formed record is an error naming it; with ``skip_bad`` it is left out and listed in the summary's
+    notes and in the leaderboard's."""
     if references not in REFERENCES:
         raise bad_choice("references", references, REFERENCES)
     if preset is not None:
         check_preset(preset)
     results_dir, out_dir = Path(results_dir), Path(out_dir)
+    from omarbench.guard import check_output_dir
+
+    check_output_dir(out_dir, "--out")
     if not results_dir.is_dir():
         raise OmarbenchError(f"results directory {str(results_dir)!r} does not exist")
     with warnings.catch_warnings(record=True) as caught:
@@ -312,10 +325,15 @@ def build_report(
         curves = rs.load_curves(results_dir)
         behaviour = rs.load_behaviour(results_dir)
     summary = ReportSummary(out_dir=out_dir)
-    summary.notes += [f"skipped: {w.message}" for w in caught if issubclass(w.category, rs.RecordWarning)]
+    bad = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, rs.RecordWarning)))
+    if bad and not skip_bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise OmarbenchError(f"malformed record: {bad[0].removeprefix('skipping ')}{more}; fix or remove it, "
+                             "or pass --skip-bad to leave such files out (they are then listed in the report)")
+    summary.notes += [f"skipped: {m.removeprefix('skipping ')}" for m in bad]
     if records.empty:
         raise OmarbenchError(f"no run records in {str(results_dir)!r}: run 'omarbench eval' first")
-    chosen = choose_preset(records, preset)
+    chosen = choose_preset(records, preset, repr(str(results_dir)))
     summary.preset = chosen
     if chosen is not None:
         records = records[records["preset"] == chosen]

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from omarbench.errors import UsageError
 from omarbench.tasks.envs import make_vec_env
 from omarbench.tasks.prey import fixed_policy_for
 from omarbench.tasks.spec import Task
@@ -39,8 +38,10 @@ class RolloutSummary:
 
 def random_rollout(task: Task, episodes: int = 10, seed: int = 0, backend: str = "numpy") -> RolloutSummary:
     """Learners act uniformly in [-1, 1]^act_dim; fixed agents follow the task's fixed policy."""
-    if episodes < 1:
-        raise UsageError(f"episodes must be a positive integer, got {episodes}")
+    from omarbench.guard import MAX_EPISODES, MAX_SEED, check_int
+
+    check_int("--episodes", episodes, 1, MAX_EPISODES)
+    check_int("--seed", seed, 0, MAX_SEED)
     copies = min(episodes, MAX_BATCH)
     env = make_vec_env(task, copies, backend=backend, seed=seed, fixed_policy=fixed_policy_for(task))
     rng = np.random.default_rng(seed)

@@ -17,6 +17,7 @@ members are summed only to call ``backward`` once; gradients never mix.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Protocol
@@ -74,16 +75,38 @@ class TD3Config:
         return out
 
     def validate(self) -> None:
-        for key in ("rounds", "batch_size", "hidden", "eval_every", "eval_episodes", "final_episodes"):
-            if getattr(self, key) < 1:
-                raise UsageError(f"{key} must be a positive integer, got {getattr(self, key)}")
-        for key in ("lr", "grad_clip"):
-            if not getattr(self, key) > 0:
-                raise UsageError(f"{key} must be positive, got {getattr(self, key)}")
-        if not 0 <= self.gamma <= 1 or not 0 < self.soft_update <= 1:
-            raise UsageError(
-                f"need 0 <= gamma <= 1 and 0 < soft_update <= 1, got {self.gamma}, {self.soft_update}"
-            )
+        """Every numeric field within :data:`BOUNDS` (one-line :class:`UsageError` naming the field)."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            lo, hi, lo_open = BOUNDS.get(f.name, (-math.inf, math.inf, False))
+            if isinstance(value, int) and f.type in (int, "int"):
+                if not lo <= value <= hi or (lo_open and value == lo):
+                    kind = "a positive integer" if lo in (0, 1) else "an integer"
+                    raise UsageError(f"{f.name} must be {kind} in {lo + lo_open:,}..{hi:,}, got {value}")
+                continue
+            if not math.isfinite(value) or not lo <= value <= hi or (lo_open and value == lo):
+                left = "(" if lo_open else "["
+                raise UsageError(f"{f.name} must be a finite number in {left}{lo:g}, {hi:g}], got {value}")
+
+
+# Valid ranges of every numeric hyperparameter of the zoo: (low, high, low excluded). The upper bounds
+# keep a run within a laptop's memory and time (batch 65,536 per member, 10,000 evaluation episodes),
+# far above any budget in use; a config field not listed here only has to be finite.
+BOUNDS: dict[str, tuple[float, float, bool]] = {
+    "rounds": (1, 10_000_000, False), "batch_size": (1, 65_536, False), "hidden": (1, 4_096, False),
+    "eval_every": (1, 10_000_000, False), "eval_episodes": (1, 10_000, False),
+    "final_episodes": (1, 100_000, False),
+    "lr": (0.0, 10.0, True), "gamma": (0.0, 1.0, False), "soft_update": (0.0, 1.0, True),
+    "grad_clip": (0.0, 1e6, True), "action_l2": (0.0, 1e6, False),
+    "alpha": (0.0, 1e6, False), "cql_actions": (1, 1_000, False),  # MA-CQL, OMAR
+    "tau": (0.0, 1.0, False), "omar_iters": (1, 100, False), "omar_samples": (1, 1_000, False),  # OMAR
+    "omar_mu0": (-1.0, 1.0, False), "omar_sigma0": (0.0, 1e3, True), "omar_sigma_min": (0.0, 1e3, True),
+    "beta": (0.0, 1e9, True), "beta_q": (0.0, 1e9, True),  # MA-ICQ
+    "lam": (0.0, 1e6, False),  # MA-TD3+BC
+    "expectile": (0.0, 1.0, True), "max_weight": (0.0, 1e9, True),  # MA-IQL (its beta: above)
+}
 
 
 def _coerce(key: str, raw, kind: type):

@@ -1,0 +1,240 @@
+"""The fault suite: kill ``collect`` and ``eval`` with SIGKILL at random moments, resume, and check that
+the datasets' digests and the run records equal those of uninterrupted runs.
+
+    python tests/chaos.py --kills 20          # what ``nox -s chaos`` runs (20 kills of each command)
+    python tests/chaos.py --kills 3 --json out.json
+
+Each *episode* starts from an empty folder and runs the command again and again, killing it after a
+random delay (uniform between 0 and the uninterrupted run's duration), until one run ends by itself;
+then it compares the result with the uninterrupted one. Episodes repeat until each command has been
+killed ``--kills`` times. ``eval`` is killed either alone (its workers notice and stop) or with its
+whole process group; its jobs checkpoint every 10 rounds, so kills land mid-training too.
+
+Checked at the end of every episode: equal dataset digests (all four levels), equal record files
+(names and contents, timings and the commit aside), no record lost, no temporary file, half-made store,
+checkpoint or lock left behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+VOLATILE = ("wall_time_s", "created", "git")
+
+COLLECT = """
+import sys
+from omarbench.collect.collector import collect, tiny_config
+collect("spread-n1", "all", root=sys.argv[1], config=tiny_config(total_steps=1_500, transitions=500),
+        progress=False, log=lambda s: None)
+"""
+EVAL_ARGS = ["eval", "--algos", "bc,omar", "--tasks", "spread-n1", "--levels", "random,expert", "--seeds", "2",
+             "--preset", "paper", "--jobs", "2", "--no-collect", "--no-progress",
+             "--set", "rounds=40", "--set", "eval_every=10", "--set", "eval_episodes=2",
+             "--set", "final_episodes=4", "--set", "batch_size=64"]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "OMARBENCH_CHECKPOINT_EVERY": "10"}
+
+
+def collect_cmd(root: Path) -> list[str]:
+    return [sys.executable, "-c", COLLECT, str(root)]
+
+
+def eval_cmd(root: Path, results: Path) -> list[str]:
+    return [sys.executable, "-m", "omarbench.cli", *EVAL_ARGS, "--root", str(root), "--results", str(results)]
+
+
+def run(cmd: list[str]) -> float:
+    t0 = time.perf_counter()
+    out = subprocess.run(cmd, env=_env(), capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"uninterrupted run failed ({out.returncode}): {out.stderr.strip()[-2000:]}")
+    return time.perf_counter() - t0
+
+
+def digests(root: Path) -> dict[str, str]:
+    from omarbench.data.store import open_store
+
+    out = {}
+    for p in sorted(root.glob("*.zarr")):
+        _, info = open_store(p)
+        out[p.name] = info.digest if info.complete else "INCOMPLETE"
+    return out
+
+
+def records(results: Path) -> dict[str, dict]:
+    return {p.name: {k: v for k, v in json.loads(p.read_text()).items() if k not in VOLATILE}
+            for p in sorted(results.glob("*.json"))}
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Hidden files our writers make (temporaries, half-made stores, checkpoints, locks), anywhere below."""
+    bad = []
+    for p in folder.rglob(".*"):
+        name = p.name
+        if name.endswith((".tmp", ".ckpt", ".lock", ".partial")) or ".creating-" in name:
+            if name == ".omarbench-writer.lock":  # a finished store's advisory lock file (harmless, documented)
+                continue
+            bad.append(str(p.relative_to(folder)))
+    return sorted(bad)
+
+
+def kill(proc: subprocess.Popen, group: bool) -> None:
+    try:
+        if group:
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            os.kill(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+    if not group:  # the workers of a killed sweep notice and exit; give them a moment
+        time.sleep(1.0)
+
+
+def startup_s() -> float:
+    """How long a child takes to import the package (kills before that would test nothing)."""
+    t0 = time.perf_counter()
+    imports = "import omarbench.cli, omarbench.collect.collector, omarbench.offline.train"
+    subprocess.run([sys.executable, "-c", imports], env=_env(), check=True)
+    return time.perf_counter() - t0
+
+
+def episode(make_cmd, duration: float, rng: random.Random, kills_left: int, group_kills: bool,
+            start_s: float = 0.0, name: str = ""):
+    """Run ``make_cmd()`` until one run finishes by itself, killing it after random delays (uniform in
+    ``start_s .. duration``)."""
+    kills, moments, groups = 0, [], 0
+    while True:
+        proc = subprocess.Popen(make_cmd(), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                start_new_session=True)
+        if kills >= kills_left:
+            delay = None
+        else:
+            delay = rng.uniform(min(start_s, duration), duration)
+        try:
+            proc.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            group = group_kills and rng.random() < 0.5
+            kill(proc, group)
+            kills += 1
+            groups += group
+            moments.append(round(delay, 2))
+            print(f"  {name}: killed {'the process group' if group else 'the main process'} at {delay:.1f} s",
+                  flush=True)
+            continue
+        err = proc.stderr.read().decode()
+        if proc.returncode != 0:
+            raise SystemExit(f"a resumed run failed ({proc.returncode}): {err.strip()[-2000:]}")
+        return kills, moments, groups
+
+
+def chaos_collect(work: Path, n_kills: int, rng: random.Random, start_s: float) -> dict:
+    ref = work / "collect-ref"
+    duration = run(collect_cmd(ref))
+    want = digests(ref)
+    assert len(want) == 4, want
+    total, episodes, equal, moments = 0, 0, 0, []
+    while total < n_kills:
+        root = work / f"collect-{episodes}"
+        k, m, _ = episode(lambda root=root: collect_cmd(root), duration, rng, n_kills - total, group_kills=False,
+                          start_s=start_s, name="collect")
+        total += k
+        moments += m
+        episodes += 1
+        got = digests(root)
+        left = leftovers(root)
+        if got != want:
+            raise SystemExit(f"collect episode {episodes}: digests differ after {k} kills: {got} != {want}")
+        if left:
+            raise SystemExit(f"collect episode {episodes}: leftovers {left}")
+        equal += 1
+        shutil.rmtree(root)
+    return {"command": "collect spread-n1 --level all (tiny budget: 1,500 steps, 500 transitions)",
+            "uninterrupted_s": round(duration, 1),
+            "kills": total, "episodes": episodes, "episodes_with_equal_digests": equal, "datasets": len(want),
+            "kill_moments_s": moments, "ref": ref}
+
+
+def chaos_eval(work: Path, data_root: Path, n_kills: int, rng: random.Random, start_s: float) -> dict:
+    ref = work / "eval-ref"
+    duration = run(eval_cmd(data_root, ref))
+    want = records(ref)
+    assert want and all(r["status"] == "ok" for r in want.values()), want
+    total, groups, episodes, lost, moments = 0, 0, 0, 0, []
+    while total < n_kills:
+        res = work / f"eval-{episodes}"
+        k, m, g = episode(lambda res=res: eval_cmd(data_root, res), duration, rng, n_kills - total,
+                          group_kills=True, start_s=start_s, name="eval")
+        total += k
+        groups += g
+        moments += m
+        episodes += 1
+        got = records(res)
+        lost += len(set(want) - set(got))
+        if got != want:
+            diff = sorted(n for n in set(want) | set(got) if want.get(n) != got.get(n))
+            raise SystemExit(f"eval episode {episodes}: records differ after {k} kills: {diff[:3]}")
+        left = leftovers(res)
+        if left:
+            raise SystemExit(f"eval episode {episodes}: leftovers {left}")
+        shutil.rmtree(res)
+    return {"command": " ".join(["omarbench", *EVAL_ARGS]), "uninterrupted_s": round(duration, 1),
+            "kills": total, "group_kills": groups, "episodes": episodes, "records": len(want),
+            "records_lost": lost, "records_equal": True, "kill_moments_s": moments}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--kills", type=int, default=20, help="kills of each command (default 20)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
+    ap.add_argument("--json", type=Path, help="write the figures here")
+    ap.add_argument("--keep", action="store_true", help="keep the work folder")
+    ap.add_argument("--only", choices=("collect", "eval"), help="one command only")
+    args = ap.parse_args(argv)
+    rng = random.Random(args.seed)
+    work = Path(tempfile.mkdtemp(prefix="omarbench-chaos-"))
+    t0 = time.perf_counter()
+    c = e = None
+    try:
+        start = startup_s()
+        print(f"chaos: a child imports the package in {start:.1f} s; kills land between that and the end",
+              flush=True)
+        if args.only in (None, "collect"):
+            c = chaos_collect(work, args.kills, rng, start)
+            print(f"collect: {c['kills']} kills over {c['episodes']} episodes, digests equal in "
+                  f"{c['episodes_with_equal_digests']}/{c['episodes']} ({c['datasets']} datasets each; "
+                  f"uninterrupted run {c['uninterrupted_s']} s)", flush=True)
+            data = c.pop("ref")
+        else:
+            data = work / "collect-ref"
+            run(collect_cmd(data))
+        if args.only in (None, "eval"):
+            e = chaos_eval(work, data, args.kills, rng, start)
+            print(f"eval: {e['kills']} kills ({e['group_kills']} of the whole process group) over "
+                  f"{e['episodes']} episodes, {e['records']} records each, records lost {e['records_lost']}, "
+                  f"records equal (uninterrupted run {e['uninterrupted_s']} s)", flush=True)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    out = {"collect": c, "eval": e, "seed": args.seed, "wall_s": round(time.perf_counter() - t0, 1)}
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"chaos: done in {out['wall_s']} s", flush=True)
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -27,7 +27,7 @@ def test_tasks_show_names_roles():
     (("tasks", "show", "bogus"), "unknown task 'bogus'"),
     (("tasks", "show", "spread-n99"), "out of range"),
     (("tasks", "show", "tag", "--flavor", "gym"), "unknown flavor 'gym'"),
-    (("tasks", "rollout", "spread", "--episodes", "0"), "episodes must be a positive integer"),
+    (("tasks", "rollout", "spread", "--episodes", "0"), "--episodes must be an integer in 1..100,000"),
 ])
 def test_bad_input_is_one_line_exit_2(args, fragment):
     out = run(*args)

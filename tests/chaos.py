@@ -34,7 +34,8 @@ VOLATILE = ("wall_time_s", "created", "git")
 
 COLLECT = """
 import sys
-from omarbench.collect.collector import collect, tiny_config
+from omarbench.collect.api import collect
+from omarbench.collect.collector import tiny_config
 collect("spread-n1", "all", root=sys.argv[1], config=tiny_config(total_steps=1_500, transitions=500),
         progress=False, log=lambda s: None)
 """

@@ -10,7 +10,8 @@ import time
 import pytest
 
 from omarbench import io as omarbench_io
-from omarbench.collect.collector import behaviour_dir, collect, tiny_config
+from omarbench.collect.api import collect
+from omarbench.collect.collector import behaviour_dir, tiny_config
 from omarbench.data import DatasetWriter
 from omarbench.data.synthetic import synthetic_episodes
 from omarbench.errors import OmarbenchError, UsageError

@@ -109,7 +109,7 @@ def test_resume_after_kill_reproduces_the_uninterrupted_digests(spread_sets, tmp
 @pytest.mark.parametrize("args,fragment", [
     (["collect", "nope"], "unknown task 'nope'"),
     (["collect", "spread", "--level", "best"], "unknown level 'best'"),
-    (["collect", "spread", "--transitions", "-5"], "--transitions must be a positive integer"),
+    (["collect", "spread", "--transitions", "-5"], "--transitions must be an integer in 1.."),
     (["collect", "spread", "--root", "/proc/omarbench"], "is not writable"),
 ])
 def test_bad_input_one_line(args, fragment):

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from omarbench.cli import options as opt
-from omarbench.errors import bad_choice
+from omarbench.errors import UsageError, bad_choice
 
 FORMATS = ("leaderboard", "marl-eval")
 
@@ -51,7 +51,9 @@ def report_command(
 
     if fmt not in FORMATS:
         raise bad_choice("format", fmt, FORMATS)
-    task_list = parse_task_list(tasks) if tasks else None
+    if curve_points is not None and curve_points < 1:
+        raise UsageError(f"--curve-points must be a positive integer, got {curve_points}")
+    task_list = parse_task_list(tasks) if tasks is not None else None
     # the default results directory follows the preset's data root, as in ``omarbench eval``
     where = results if results is not None else results_dir(root, preset or "paper")
     console = make_console()

@@ -171,7 +171,15 @@ def import_vault(
     """Import one batch row of a vault as the dataset ``<task>-<level>`` under ``root`` (default
     ``<data root>/og-marl``); returns the store's path and its content digest."""
     from omarbench.data import DatasetWriter, paper_refs, schema
+    from omarbench.tasks.spec import parse_task_id
+    from omarbench.vocab import check_level
 
+    if task is not None:  # what can be checked without the vault, before it is opened
+        parse_task_id(task)
+    if level is not None:
+        check_level(level)
+    if batch < 0:
+        raise UsageError(f"--batch must be a non-negative integer, got {batch}")
     info = open_vault(path, uid)
     the_task, the_level = _task_and_level(info, task, level)
     b_size, _, n_agents, d_max = info.shapes["observations."]

@@ -122,7 +122,7 @@ class MujocoCollector(Collector):
         meta = super()._metadata(level, plan, rollout_seed)
         prov = meta["provenance"]
         if level == "random":
-            prov.pop("checkpoint")
+            prov.pop("checkpoint", None)  # the MPE random level has none either
             prov["selection"] = "uniform random actions U(-1, 1) for every agent"
             prov["rollout"] = {"noise": "none (uniform actions)", "envs": self.cfg.rollout_envs,
                                "seed": rollout_seed}

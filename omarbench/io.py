@@ -12,15 +12,9 @@ from typing import Any
 def fsync_dir(path: str | os.PathLike) -> None:
     """Make a rename in ``path`` durable (best effort: not every platform can open a directory)."""
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
+        fsync_path(path)
+    except OSError:  # the directory could not be opened
         pass
-    finally:
-        os.close(fd)
 
 
 def fsync_path(path: str | os.PathLike) -> None:

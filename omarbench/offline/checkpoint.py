@@ -31,6 +31,7 @@ import torch
 from omarbench import results as rs
 from omarbench.guard import FileLock
 from omarbench.io import atomic_write_bytes
+from omarbench.vocab import format_seeds
 
 FORMAT = "omarbench-offline-checkpoint-v1"
 DEFAULT_EVERY = 250  # rounds: the paper budgets run 1,000-6,000 rounds (MPE), a few minutes apart
@@ -69,23 +70,10 @@ def job_identity(*, algo: str, task: str, level: str, seeds: Sequence[int], pres
             "device": device, "backend": backend}
 
 
-def _seed_text(seeds: Sequence[int]) -> str:
-    """``[0, 1, 2, 4]`` → ``0-2,4``."""
-    seeds = sorted(int(s) for s in seeds)
-    parts, i = [], 0
-    while i < len(seeds):
-        j = i
-        while j + 1 < len(seeds) and seeds[j + 1] == seeds[j] + 1:
-            j += 1
-        parts.append(str(seeds[i]) if i == j else f"{seeds[i]}-{seeds[j]}")
-        i = j + 1
-    return ",".join(parts)
-
-
 def checkpoint_path(results_dir: str | os.PathLike, identity: Mapping[str, Any]) -> Path:
     key = hashlib.sha256(rs.canonical_json(dict(identity)).encode()).hexdigest()
     name = (f".{rs._safe(identity['algo'])}__{rs._safe(identity['task'])}__{rs._safe(identity['level'])}"
-            f"__seeds{_seed_text(identity['seeds'])}__{key[:12]}.ckpt")
+            f"__seeds{format_seeds(int(x) for x in identity['seeds'])}__{key[:12]}.ckpt")
     return Path(results_dir) / name
 
 
@@ -204,7 +192,7 @@ class Checkpointer:
         self.path = checkpoint_path(results_dir, identity)
         self.lock = FileLock(self.path.with_name(self.path.name + ".lock"),
                              f"training job {identity['algo']} {identity['task']} {identity['level']} "
-                             f"seeds {_seed_text(identity['seeds'])}", wait=True, log=_stderr)
+                             f"seeds {format_seeds(int(x) for x in identity['seeds'])}", wait=True, log=_stderr)
 
     def __enter__(self) -> Checkpointer:
         self.path.parent.mkdir(parents=True, exist_ok=True)

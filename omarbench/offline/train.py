@@ -40,7 +40,7 @@ from omarbench.offline.algos.core import Learners
 from omarbench.offline.presets import make_config
 from omarbench.tasks.envs import make_vec_env
 from omarbench.tasks.spec import Task, parse_task_id
-from omarbench.vocab import check_backend, check_level, check_preset, normalised_score
+from omarbench.vocab import check_backend, check_level, check_preset, format_seeds, normalised_score
 
 EVAL_SEED_OFFSET = 100  # the authors evaluate on an environment seeded with seed + 100
 CURVE_DECIMALS = 4  # learning-curve points are stored rounded (far below evaluation noise); final scores are not
@@ -244,8 +244,8 @@ def train(
             loop = state["loop"]
             curves, failed, last = loop["curves"], {int(k): v for k, v in loop["failed"]}, loop["last"]
             start, spent = int(state["round"]) + 1, float(loop["wall_time_s"])
-        bar = _Progress(f"{name} {task_obj.id} {level} seeds {ck._seed_text(seeds)}", cfg.rounds, progress,
-                        start - 1)
+        label = f"{name} {task_obj.id} {level} seeds {format_seeds(int(x) for x in seeds)}"
+        bar = _Progress(label, cfg.rounds, progress, start - 1)
         try:
             if state is None:
                 last = evaluate(0)

@@ -72,8 +72,11 @@ def preset_config(task: Task, preset: str = "paper") -> CollectConfig:
     matd3 = MATD3Config(actor_lr=1e-2, critic_lr=1e-2, batch_size=256)
     if preset == "paper":
         steps = {"spread": 2_000_000, "tag": 1_500_000, "world": 1_500_000}.get(task.name, 2_000_000)
-        if task.name != "spread":  # predator-prey runs decay their learning rates to a tenth
-            matd3 = replace(matd3, lr_final_fraction=0.1)
+        if task.name == "spread" and task.n_agents != 3:  # agent-count runs: the budget scales with n
+            steps = int(round(steps * task.n_agents / 3, -4))
+        # learning rates decay linearly to a tenth: without it spread's run peaked at 850k of 2M steps
+        # and oscillated after (leaderboards/paper/behaviour-tuning)
+        matd3 = replace(matd3, lr_final_fraction=0.1)
         run = RunConfig(total_steps=steps, num_envs=16, segment_episodes=25, matd3=matd3)
         return CollectConfig(run=run, medium_fraction=frac)
     run = RunConfig(total_steps=300_000, num_envs=16, segment_episodes=10, eval_episodes=50, matd3=matd3)

@@ -31,7 +31,10 @@ def preset_root(root: str | os.PathLike | None, preset: str = "paper") -> Path:
     Keeping small-budget datasets apart means a ``paper`` run can never pick up a ``quick`` dataset
     of the same id (or the other way round).
     """
+    from omarbench.vocab import data_preset
+
     base = Path(root).expanduser() if root is not None else default_root()
+    preset = data_preset(preset)  # a training-only preset (laptop) reads the paper datasets
     return base if preset == "paper" else base / preset
 
 

@@ -49,7 +49,7 @@ RECORD_COLUMNS = (
     "algo", "task", "level", "seed", "preset", "status", "reason", "final_return", "final_return_std",
     "final_episodes", "normalised", "dataset_id", "dataset_digest", "n_transitions", "reference_random",
     "reference_expert", "reference_source", "code_version", "device", "wall_time_s", "created", "key",
-    "config", "file",
+    "config", "file", "best_return", "best_normalised", "best_round", "best_episodes",
 )
 CURVE_COLUMNS = ("algo", "task", "level", "seed", "preset", "key", "round", "return", "normalised")
 BEHAVIOUR_COLUMNS = (
@@ -311,6 +311,7 @@ def reference_value(refs: Mapping[str, Any] | None, which: str) -> float:
 
 def _row(path: Path, rec: Mapping[str, Any]) -> dict[str, Any]:
     final = rec.get("final") or {}
+    best = rec.get("best") if isinstance(rec.get("best"), Mapping) else {}
     dataset = rec.get("dataset") or {}
     refs = rec.get("reference_returns") or {}
     return {
@@ -338,6 +339,11 @@ def _row(path: Path, rec: Mapping[str, Any]) -> dict[str, Any]:
         "key": rec["key"],
         "config": canonical_json(rec.get("config") or {}),
         "file": path.name,
+        # the best periodic evaluation, if the run recorded one (records made before it have none)
+        "best_return": _float(best.get("return")),
+        "best_normalised": _float(best.get("normalised")),
+        "best_round": best.get("round"),
+        "best_episodes": best.get("episodes"),
     }
 
 

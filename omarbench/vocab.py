@@ -17,8 +17,11 @@ LEVELS: tuple[str, ...] = ("random", "medium-replay", "medium", "expert")  # the
 # maze2d has one dataset per maze, made by the waypoint controller (D4RL's method); its level is named after it
 MAZE2D_LEVELS: tuple[str, ...] = ("waypoint",)
 ALL_LEVELS: tuple[str, ...] = LEVELS + MAZE2D_LEVELS
-PRESETS: tuple[str, ...] = ("paper", "quick")  # budgets of collection and training together
-DEFAULT_SEEDS: dict[str, int] = {"paper": 5, "quick": 2}  # seeds 0..N-1 when none are given (train and eval)
+PRESETS: tuple[str, ...] = ("paper", "quick", "laptop")  # budgets of collection and training together
+# ``laptop``: a training budget for maze2d that this project's 2-core machine finishes for the whole grid
+# (omarbench.offline.maze2d_presets); its datasets are the ``paper`` ones
+DATA_PRESETS: dict[str, str] = {"laptop": "paper"}  # presets that train on another preset's datasets
+DEFAULT_SEEDS: dict[str, int] = {"paper": 5, "quick": 2, "laptop": 5}  # seeds 0..N-1 when none are given
 BACKENDS: tuple[str, ...] = ("numpy", "mpe2")  # environments: the batched engine, the mpe2-based reference
 FLAVORS: tuple[str, ...] = ("paper", "mpe2")  # scenarios: the authors', stock mpe2
 EXECUTORS: tuple[str, ...] = ("local", "ray")
@@ -43,6 +46,11 @@ def check_preset(preset: str) -> str:
     return check_choice("preset", preset, PRESETS)
 
 
+def data_preset(preset: str) -> str:
+    """The preset whose datasets (and collection budgets) ``preset`` uses: ``laptop`` → ``paper``."""
+    return DATA_PRESETS.get(preset, preset)
+
+
 def check_backend(backend: str) -> str:
     return check_choice("backend", backend, BACKENDS)
 
@@ -53,17 +61,18 @@ def items(text: str) -> list[str]:
 
 
 def parse_levels(text: str) -> tuple[str, ...]:
-    """``all`` or a comma list of dataset levels, kept in the canonical order."""
+    """``all`` or a comma list of dataset levels, kept in the canonical order (``all``: every level of
+    every task, so MPE's four and maze2d's ``waypoint``; a grid keeps the ones each task has)."""
     chosen = items(text)
     if len(chosen) == 1 and chosen[0].lower() == "all":
-        return LEVELS
+        return ALL_LEVELS
     if not chosen:
-        raise bad_choice("level", text, LEVELS + ("all",))
+        raise bad_choice("level", text, ALL_LEVELS + ("all",))
     for item in chosen:
-        if item.lower() not in LEVELS:
-            raise bad_choice("level", item, LEVELS + ("all",))
+        if item.lower() not in ALL_LEVELS:
+            raise bad_choice("level", item, ALL_LEVELS + ("all",))
     lowered = {i.lower() for i in chosen}
-    return tuple(lv for lv in LEVELS if lv in lowered)
+    return tuple(lv for lv in ALL_LEVELS if lv in lowered)
 
 
 def int_list(text: str, what: str, example: str, limit: int = 1_000_000) -> list[int]:

@@ -17,7 +17,7 @@ from omarbench.guard import MAX_SEED, MAX_TRANSITIONS, check_int, check_output_d
 from omarbench.paths import preset_root
 from omarbench.tasks.maze2d import is_maze2d
 from omarbench.tasks.spec import parse_task_id
-from omarbench.vocab import check_backend, check_preset
+from omarbench.vocab import check_backend, check_preset, data_preset
 
 
 def collect(task_id: str, level: str = "all", *, transitions: int | None = None, seed: int = 0,
@@ -33,6 +33,7 @@ def collect(task_id: str, level: str = "all", *, transitions: int | None = None,
         check_int("--transitions", transitions, 1, MAX_TRANSITIONS)
     check_int("--seed", seed, 0, MAX_SEED)
     check_output_dir(preset_root(root, check_preset(preset)), "--root")  # creates nothing
+    preset = data_preset(preset)  # a training-only preset collects its data preset's datasets
     if is_maze2d(task_id):
         from omarbench.collect.waypoint import collect_maze2d
 

@@ -13,7 +13,8 @@ from typing import Any
 from omarbench import results as rs
 from omarbench.errors import UsageError, bad_choice
 from omarbench.vocab import (
-    LEVELS,
+    ALL_LEVELS,
+    MAZE2D_LEVELS,
     PAPER_ALGOS,
     PAPER_TASKS,
     SCALING_ALGOS,
@@ -81,7 +82,7 @@ class SweepSpec:
 
     algos: tuple[str, ...] = PAPER_ALGOS
     tasks: tuple[str, ...] = PAPER_TASKS
-    levels: tuple[str, ...] = LEVELS
+    levels: tuple[str, ...] = ALL_LEVELS  # each task keeps the levels it has (maze2d: waypoint; MPE: the four)
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     preset: str = "paper"
     root: str | None = None
@@ -92,8 +93,21 @@ class SweepSpec:
     behaviour: bool = False  # also record each dataset's behaviour score (the scaling study needs it)
 
     @property
+    def cells(self) -> list[tuple[str, str]]:
+        """The (task, level) datasets of the grid, level-major: the chosen levels each task has."""
+        return [(task, level) for level in self.levels for task in self.tasks if level in task_levels(task)]
+
+    @property
     def n_runs(self) -> int:
-        return len(self.algos) * len(self.tasks) * len(self.levels) * len(self.seeds)
+        return len(self.algos) * len(self.cells) * len(self.seeds)
+
+
+def task_levels(task: str) -> tuple[str, ...]:
+    """The dataset levels of a task id: ``waypoint`` for maze2d, the four MPE levels otherwise."""
+    from omarbench.tasks.maze2d import is_maze2d
+    from omarbench.vocab import LEVELS
+
+    return MAZE2D_LEVELS if is_maze2d(task) else LEVELS
 
 
 @dataclass(frozen=True)
@@ -112,12 +126,7 @@ class Job:
 
 def plan_jobs(spec: SweepSpec) -> list[Job]:
     """Every job of the grid, in a fixed order (level, task, algo)."""
-    return [
-        Job(algo, task, level, tuple(spec.seeds))
-        for level in spec.levels
-        for task in spec.tasks
-        for algo in spec.algos
-    ]
+    return [Job(algo, task, level, tuple(spec.seeds)) for task, level in spec.cells for algo in spec.algos]
 
 
 def scaling_spec(

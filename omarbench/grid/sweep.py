@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from omarbench import results as rs
-from omarbench.errors import OmarbenchError
+from omarbench.errors import OmarbenchError, UsageError
 from omarbench.grid.executors import EXECUTOR_FUNCS, _callable_name, _one_line, execute_job  # noqa: F401
 from omarbench.grid.plan import (  # noqa: F401  (the grid's API, re-exported)
     SCALING_AGENTS,
@@ -187,7 +187,11 @@ def run_sweep(
     }
 
     # 1. datasets: find them, collect the missing ones (or refuse)
-    needed = [(task, level) for level in spec.levels for task in spec.tasks]
+    needed = spec.cells
+    if not needed:
+        raise UsageError(f"no dataset of level {', '.join(spec.levels)} for task {', '.join(spec.tasks)} "
+                             "(maze2d tasks have the level waypoint; the others random, medium-replay, medium, "
+                             "expert)")
     infos = {tl: hooks.dataset_info(tl[0], tl[1], spec.root) for tl in needed}
     missing = [tl for tl in needed if infos[tl] is None]
     if missing and collect:

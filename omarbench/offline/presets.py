@@ -8,7 +8,8 @@ a smoke test in minutes: 400 rounds of batch 256, evaluation every 50 rounds. Ev
 overridden (``overrides={"rounds": 500}`` / ``--set rounds=500``).
 
 Tasks other than the paper's three use the table row of their family: ``spread-nN`` and ``spread:mpe2``
-use spread's, ``tag:mpe2`` tag's, ``world:mpe2`` world's.
+use spread's, ``tag:mpe2`` tag's, ``world:mpe2`` world's. The maze2d tasks have their own presets
+(``paper``, ``laptop``, ``quick``; :mod:`omarbench.offline.maze2d_presets`).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from typing import Any
 
 from omarbench.offline.algos import canonical_name, get_algorithm
 from omarbench.offline.algos.core import TD3Config
+from omarbench.tasks.maze2d import is_maze2d
 from omarbench.tasks.spec import Task, parse_task_id
-from omarbench.vocab import check_level, check_preset
+from omarbench.vocab import check_choice, check_preset
 
 # update rounds of the authors' MPE runs (num_steps / steps_per_update with steps_per_update = 100)
 PAPER_ROUNDS: dict[str, dict[str, int]] = {
@@ -43,14 +45,28 @@ def preset_values(algo: str, task: Task | str, level: str, preset: str = "paper"
     """The preset's values for one run (only the keys the algorithm's config has)."""
     name = canonical_name(algo)
     task = parse_task_id(task) if isinstance(task, str) else task
-    check_level(level)
+    check_task_level(task, level)
     check_preset(preset)
     fields = get_algorithm(name).config_cls.__dataclass_fields__
+    if is_maze2d(task):
+        from omarbench.offline.maze2d_presets import maze2d_values
+
+        return {k: v for k, v in maze2d_values(name, preset).items() if k in fields}
+    from omarbench.offline.maze2d_presets import check_mpe_preset
+
+    check_mpe_preset(preset, task.id)
     tau, alpha = PAPER_COEFFICIENTS[task.name][level]
     values: dict[str, Any] = {"rounds": PAPER_ROUNDS[task.name][level], "tau": tau, "alpha": alpha}
     if preset == "quick":
         values.update(QUICK)
     return {k: v for k, v in values.items() if k in fields}
+
+
+def check_task_level(task: Task, level: str) -> str:
+    """``level`` if ``task`` has a dataset of that level (MPE: the four levels; maze2d: ``waypoint``)."""
+    from omarbench.data.schema import task_levels
+
+    return check_choice("level", level, task_levels(task))
 
 
 def make_config(algo: str, task: Task | str, level: str, preset: str = "paper",

@@ -37,10 +37,10 @@ from omarbench import results as rs
 from omarbench.errors import UsageError
 from omarbench.offline.algos import canonical_name, get_algorithm
 from omarbench.offline.algos.core import Learners
-from omarbench.offline.presets import make_config
+from omarbench.offline.presets import check_task_level, make_config
 from omarbench.tasks.envs import make_vec_env
 from omarbench.tasks.spec import Task, parse_task_id
-from omarbench.vocab import check_backend, check_level, check_preset, format_seeds, normalised_score
+from omarbench.vocab import check_backend, check_preset, format_seeds, normalised_score
 
 EVAL_SEED_OFFSET = 100  # the authors evaluate on an environment seeded with seed + 100
 CURVE_DECIMALS = 4  # learning-curve points are stored rounded (far below evaluation noise); final scores are not
@@ -176,7 +176,7 @@ def train(
 
     name = canonical_name(algo)
     task_obj = parse_task_id(task) if isinstance(task, str) else task
-    check_level(level)
+    check_task_level(task_obj, level)
     check_preset(preset)
     seeds = _check_seeds(seeds)
     check_backend(backend)
@@ -299,6 +299,20 @@ def _finished_records(results_dir, name, task_id, level, seeds, keys) -> list[di
     return out
 
 
+def best_evaluation(curve: Sequence[Mapping[str, Any]], episodes: int) -> dict[str, Any] | None:
+    """The best periodic evaluation of a run: the curve point with the highest return after round 0 (the
+    untrained policy), earliest on ties; ``None`` if there is none. Offline RL papers report the last or
+    the best evaluation and the two can differ a lot (CORL reports both); this is the best, on
+    ``episodes`` episodes, as a run measured it (a maximum over noisy evaluations: an upper bound)."""
+    points = [p for p in curve if int(p["round"]) > 0 and p.get("return") is not None
+              and math.isfinite(float(p["return"]))]
+    if not points:
+        return None
+    top = max(points, key=lambda p: (float(p["return"]), -int(p["round"])))
+    return {"round": int(top["round"]), "return": float(top["return"]), "normalised": top.get("normalised"),
+            "episodes": int(episodes)}
+
+
 def _write_records(results_dir, name, task_obj, level, seeds, keys, preset, config, ds_info, ref, version,
                    dev, backend, failed, final, curves, wall, weights, kernel) -> list[dict]:
     records = []
@@ -309,6 +323,7 @@ def _write_records(results_dir, name, task_obj, level, seeds, keys, preset, conf
             score = float(rets.mean())
             fin = {"return": score, "return_std": float(rets.std()), "episodes": int(rets.size),
                    "normalised": _normalise(score, ref)}
+            best = best_evaluation(curves[k], int(config["eval_episodes"]))
         record = {
             "schema": rs.SCHEMA,
             "key": keys[k],
@@ -318,7 +333,8 @@ def _write_records(results_dir, name, task_obj, level, seeds, keys, preset, conf
             "device": str(dev), "matmul_kernel": kernel, "backend": backend,
             "status": "ok" if ok else "failed",
             "reason": None if ok else failed[k],
-            "curve": curves[k], "final": fin if ok else None, "wall_time_s": wall, "created": rs.utc_now(),
+            "curve": curves[k], "final": fin if ok else None, "best": best if ok else None,
+            "wall_time_s": wall, "created": rs.utc_now(),
             "weights_sha256": weights,
         }
         rs.write_record(results_dir, record)

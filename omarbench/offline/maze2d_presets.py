@@ -50,7 +50,7 @@ COEFFICIENTS: dict[str, Any] = {"alpha": 10.0, "cql_actions": 10, "tau": 0.7, "l
 IQL_BETA = 3.0  # MA-IQL's β (CORL's maze2d value); MA-ICQ's β of the same name keeps its default
 
 # the paper preset's first rounds, evaluated more sparsely (README, "Single-agent maze2d")
-LAPTOP: dict[str, Any] = {"rounds": 500, "eval_every": 100, "eval_episodes": 10, "final_episodes": 100}
+LAPTOP: dict[str, Any] = {"rounds": 300, "eval_every": 100, "eval_episodes": 10, "final_episodes": 100}
 QUICK: dict[str, Any] = {"rounds": 200, "eval_every": 100, "eval_episodes": 5, "final_episodes": 10}
 BUDGETS: dict[str, dict[str, Any]] = {"paper": {}, "laptop": LAPTOP, "quick": QUICK}
 

@@ -16,6 +16,8 @@ FOLDERS = {
     "quick": ("quick/records", ["--preset", "quick"]),
     "paper": ("paper/records", ["--preset", "paper", "--scaling"]),
     "paper/paper-refs": ("paper/records", ["--preset", "paper", "--references", "paper"]),
+    "maze2d": ("maze2d/records", ["--preset", "laptop"]),
+    "maze2d/d4rl-refs": ("maze2d/records", ["--preset", "laptop", "--references", "d4rl"]),
 }
 
 

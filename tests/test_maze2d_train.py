@@ -86,3 +86,31 @@ def test_bad_maze2d_input_one_line(args, fragment, tmp_path):
                          capture_output=True, text=True)
     assert out.returncode == 2 and fragment in out.stderr and "Traceback" not in out.stderr, out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_maze2d_report_labels_final_and_best_and_is_deterministic(tiny_root, tmp_path):
+    from typer.testing import CliRunner
+
+    from omarbench.cli import app
+
+    res = tmp_path / "records"
+    for algo in ("OMAR", "BC"):
+        train(algo, "maze2d-umaze", "waypoint", [0, 1], preset="laptop", root=str(tiny_root), results_dir=str(res),
+              overrides=TINY_RUN, progress=False, checkpoint_every=0)
+    outs = {}
+    for refs, out in (("ours", "a"), ("ours", "b"), ("d4rl", "c")):
+        result = CliRunner().invoke(app, ["report", "--results", str(res), "--out", str(tmp_path / out),
+                                          "--references", refs])
+        assert result.exit_code == 0, result.output
+        outs[out] = {p.name: p.read_bytes() for p in sorted((tmp_path / out).iterdir())}
+    assert outs["a"] == outs["b"]  # same records, same bytes
+    md = outs["a"]["leaderboard.md"].decode()
+    assert "## Normalised scores: final policy" in md and "## Normalised scores: best evaluation" in md
+    assert "| maze2d-umaze | OMAR |" in md and "124.7 ± 7.6" in md  # the paper's OMAR umaze cell, side by side
+    d4rl = outs["c"]["leaderboard.md"].decode()
+    assert "umaze 23.85 / 161.86" in d4rl and "--references d4rl" in d4rl
+    assert outs["c"]["scores.csv"] != outs["a"]["scores.csv"]
+    assert outs["a"]["scores.csv"].decode().splitlines()[0].startswith("task,algo,final_n,final_mean")
+    mpe = CliRunner().invoke(app, ["report", "--results", str(res), "--out", str(tmp_path / "d"),
+                                   "--tasks", "spread", "--references", "d4rl"])
+    assert mpe.exit_code != 0

@@ -19,7 +19,8 @@ def report_command(
         "leaderboards"
     ),
     references: Annotated[
-        str, typer.Option("--references", help="ours (the datasets' stored references) or paper.")
+        str, typer.Option("--references", help="ours (the datasets' stored references), paper, or d4rl "
+                                             "(maze2d: D4RL's reference scores).")
     ] = "ours",
     scaling: Annotated[
         bool, typer.Option("--scaling", help="Add the agent-count study (omarbench eval --scaling).")

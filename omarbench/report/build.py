@@ -50,7 +50,7 @@ from omarbench.report.tables import (
 )
 from omarbench.vocab import LEVELS, check_preset
 
-REFERENCES = ("ours", "paper")
+REFERENCES = ("ours", "paper", "d4rl")  # d4rl: the maze2d tasks only
 RLIABLE_CITATION = (
     "Agarwal, Schwarzer, Castro, Courville, Bellemare. Deep Reinforcement Learning at the Edge of the "
     "Statistical Precipice. NeurIPS 2021"
@@ -342,6 +342,13 @@ def build_report(
     if superseded:
         summary.notes.append(f"{superseded} older record(s) of the same runs were superseded by newer ones")
 
+    selected = runs[runs["task"].isin(list(tasks))] if tasks else runs
+    from omarbench.report.maze2d import is_maze2d_selection
+
+    if is_maze2d_selection(selected["task"]):
+        return _maze2d_report(selected, curves, references, scaling, preset, chosen, out_dir, summary)
+    if references == "d4rl":
+        raise UsageError("--references d4rl applies to the maze2d tasks only; valid here: ours, paper")
     runs = add_scores(runs, references)
     if tasks:
         main = runs[runs["task"].isin(list(tasks))]
@@ -400,6 +407,34 @@ def build_report(
         md += ["Notes:", "".join(f"- {n}\n" for n in summary.notes)]
     files["leaderboard.md"] = "\n".join(b.rstrip("\n") + "\n" for b in md).encode()
 
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in sorted(files):
+        path = out_dir / name
+        atomic_write_bytes(path, files[name])
+        summary.files.append(path)
+    return summary
+
+
+def _maze2d_report(runs: pd.DataFrame, curves: pd.DataFrame, references: str, scaling: bool, preset: str | None,
+                   chosen: str | None, out_dir: Path, summary: ReportSummary) -> ReportSummary:
+    """The maze2d leaderboard (:mod:`omarbench.report.maze2d`): final and best scores, the paper's D4RL table."""
+    from omarbench.report.maze2d import maze2d_files
+
+    if scaling:
+        raise UsageError("--scaling is the MPE agent-count study; drop it for the maze2d tasks")
+    cmd = "omarbench report" + (f" --references {references}" if references != "ours" else "") + \
+        (f" --preset {preset}" if preset else "")
+    versions = sorted(set(runs["code_version"].dropna()))
+    jobs = runs.drop_duplicates(["algo", "task", "level", "code_version", "wall_time_s"])
+    wall = float(np.nansum(jobs["wall_time_s"].astype(float)))
+    header = [
+        "# omarbench leaderboard: maze2d",
+        f"Made by `{cmd}` from {len(runs)} run record(s) (preset {chosen or 'unknown'}; code "
+        f"{', '.join(versions) or 'unknown'}; {_duration(wall)} of training wall-clock time over {len(jobs)} "
+        "batched jobs, as recorded). Every number below is computed from the run records alone.",
+    ]
+    summary.n_records = len(runs)
+    files = maze2d_files(runs, curves, references, header, summary.notes)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in sorted(files):
         path = out_dir / name

@@ -12,7 +12,7 @@ pytest.importorskip("gymnasium_robotics")
 from omarbench.collect.waypoint import WaypointConfig, collect_maze2d  # noqa: E402
 from omarbench.errors import UsageError  # noqa: E402
 from omarbench.offline.algos import ALGO_NAMES  # noqa: E402
-from omarbench.offline.maze2d_presets import LAPTOP, PAPER  # noqa: E402
+from omarbench.offline.maze2d_presets import LAPTOP, PAPER, QUICK  # noqa: E402
 from omarbench.offline.presets import make_config  # noqa: E402
 from omarbench.offline.train import best_evaluation, train  # noqa: E402
 
@@ -41,6 +41,8 @@ def test_paper_preset_is_corls_maze2d_setting():
     laptop = make_config("OMAR", "maze2d-medium", "waypoint", "laptop")
     paper = make_config("OMAR", "maze2d-medium", "waypoint", "paper")
     assert laptop.rounds == LAPTOP["rounds"] and laptop.replace(**{k: getattr(paper, k) for k in LAPTOP}) == paper
+    quick = make_config("BC", "maze2d-large", "waypoint", "quick")
+    assert (quick.rounds, quick.hidden, quick.final_episodes) == (QUICK["rounds"], 256, QUICK["final_episodes"])
 
 
 @pytest.mark.parametrize("algo", ALGO_NAMES)

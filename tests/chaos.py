@@ -31,6 +31,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 VOLATILE = ("wall_time_s", "created", "git")
+LOADS: list[float] = []  # the 1-minute load average, sampled at every kill and at the end of every episode
+
+
+def sample_load() -> None:
+    LOADS.append(round(os.getloadavg()[0], 2))
 
 COLLECT = """
 import sys
@@ -129,6 +134,7 @@ def episode(make_cmd, duration: float, rng: random.Random, kills_left: int, grou
             proc.wait(timeout=delay)
         except subprocess.TimeoutExpired:
             group = group_kills and rng.random() < 0.5
+            sample_load()
             kill(proc, group)
             kills += 1
             groups += group
@@ -136,6 +142,7 @@ def episode(make_cmd, duration: float, rng: random.Random, kills_left: int, grou
             print(f"  {name}: killed {'the process group' if group else 'the main process'} at {delay:.1f} s",
                   flush=True)
             continue
+        sample_load()
         err = proc.stderr.read().decode()
         if proc.returncode != 0:
             raise SystemExit(f"a resumed run failed ({proc.returncode}): {err.strip()[-2000:]}")
@@ -230,10 +237,14 @@ def main(argv: list[str] | None = None) -> dict:
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    out = {"collect": c, "eval": e, "seed": args.seed, "wall_s": round(time.perf_counter() - t0, 1)}
+    loads = sorted(LOADS) or [round(os.getloadavg()[0], 2)]
+    out = {"collect": c, "eval": e, "seed": args.seed, "wall_s": round(time.perf_counter() - t0, 1),
+           "load_1min": {"min": loads[0], "median": loads[len(loads) // 2], "max": loads[-1],
+                         "cpus": os.cpu_count()}}
     if args.json:
         args.json.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"chaos: done in {out['wall_s']} s", flush=True)
+    print(f"chaos: done in {out['wall_s']} s; 1-minute load average min {loads[0]}, median "
+          f"{loads[len(loads) // 2]}, max {loads[-1]} on {os.cpu_count()} CPUs", flush=True)
     return out
 
 

@@ -41,8 +41,9 @@ def train_command(
     from omarbench.offline.train import train
     from omarbench.paths import preset_root
     from omarbench.progress import make_console
-    from omarbench.vocab import check_positive, parse_overrides, seeds_or_default
+    from omarbench.vocab import check_level, check_positive, parse_overrides, seeds_or_default
 
+    level = check_level(level)  # any case, _ for - (as every command reads levels)
     seed_list = list(seeds_or_default(seeds, preset))
     check_positive("--threads", threads)
     resolve_every(checkpoint_every)

@@ -43,7 +43,7 @@ def preset_values(algo: str, task: Task | str, level: str, preset: str = "paper"
     """The preset's values for one run (only the keys the algorithm's config has)."""
     name = canonical_name(algo)
     task = parse_task_id(task) if isinstance(task, str) else task
-    check_level(level)
+    level = check_level(level)
     check_preset(preset)
     fields = get_algorithm(name).config_cls.__dataclass_fields__
     tau, alpha = PAPER_COEFFICIENTS[task.name][level]

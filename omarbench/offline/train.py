@@ -176,7 +176,7 @@ def train(
 
     name = canonical_name(algo)
     task_obj = parse_task_id(task) if isinstance(task, str) else task
-    check_level(level)
+    level = check_level(level)
     check_preset(preset)
     seeds = _check_seeds(seeds)
     check_backend(backend)

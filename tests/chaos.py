@@ -4,11 +4,14 @@ the datasets' digests and the run records equal those of uninterrupted runs.
     python tests/chaos.py --kills 20          # what ``nox -s chaos`` runs (20 kills of each command)
     python tests/chaos.py --kills 3 --json out.json
 
-Each *episode* starts from an empty folder and runs the command again and again, killing it after a
-random delay (uniform between 0 and the uninterrupted run's duration), until one run ends by itself;
-then it compares the result with the uninterrupted one. Episodes repeat until each command has been
-killed ``--kills`` times. ``eval`` is killed either alone (its workers notice and stop) or with its
-whole process group; its jobs checkpoint every 10 rounds, so kills land mid-training too.
+Each *episode* starts from an empty folder and runs the command again and again, killing it at a random
+moment of its work, until one run ends by itself; then it compares the result with the uninterrupted one.
+The moment is measured from the child's first line on stderr (printed once its imports and checks are done:
+importing torch can take minutes on a crowded machine and would otherwise eat the window), uniform between 0
+and how long the work of the last run that ended by itself took (the uninterrupted run's at first). Episodes
+repeat until each command has been killed ``--kills`` times. ``eval`` is killed either alone (its workers
+notice and stop) or with its whole process group; its jobs checkpoint every 10 rounds, so kills land mid-
+training too.
 
 Checked at the end of every episode: equal dataset digests (all four levels), equal record files
 (names and contents, timings and the commit aside), no record lost, no temporary file, half-made store,
@@ -26,6 +29,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -41,6 +45,7 @@ COLLECT = """
 import sys
 from omarbench.collect.api import collect
 from omarbench.collect.collector import tiny_config
+print("collect: imported", file=sys.stderr, flush=True)
 collect("spread-n1", "all", root=sys.argv[1], config=tiny_config(total_steps=1_500, transitions=500),
         progress=False, log=lambda s: None)
 """
@@ -62,12 +67,49 @@ def eval_cmd(root: Path, results: Path) -> list[str]:
     return [sys.executable, "-m", "omarbench.cli", *EVAL_ARGS, "--root", str(root), "--results", str(results)]
 
 
+class Child:
+    """A started command; ``ready`` is set (and ``ready_at`` stamped) at its first line on stderr."""
+
+    def __init__(self, cmd: list[str]):
+        self.t0 = time.perf_counter()
+        self.proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     start_new_session=True)
+        self.ready = threading.Event()
+        self.ready_at: float | None = None
+        self.err: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            if self.ready_at is None:
+                self.ready_at = time.perf_counter()
+                self.ready.set()
+            self.err.append(line.decode(errors="replace"))
+        self.ready.set()  # ended without a line
+
+    def wait_ready(self) -> bool:
+        """Wait for the first line (or the end); True if the child is still running then."""
+        while not self.ready.wait(0.2):
+            if self.proc.poll() is not None:
+                self.reader.join(5)
+                break
+        return self.proc.poll() is None
+
+    def finish(self) -> tuple[int, float, str]:
+        """(exit code, seconds of work after the first line, stderr) of a child that ends by itself."""
+        rc = self.proc.wait()
+        end = time.perf_counter()
+        self.reader.join(5)
+        return rc, end - (self.ready_at or self.t0), "".join(self.err)
+
+
 def run(cmd: list[str]) -> float:
-    t0 = time.perf_counter()
-    out = subprocess.run(cmd, env=_env(), capture_output=True, text=True)
-    if out.returncode != 0:
-        raise SystemExit(f"uninterrupted run failed ({out.returncode}): {out.stderr.strip()[-2000:]}")
-    return time.perf_counter() - t0
+    """Run to the end; the seconds of work after the child's first stderr line."""
+    rc, work, err = Child(cmd).finish()
+    if rc != 0:
+        raise SystemExit(f"uninterrupted run failed ({rc}): {err.strip()[-2000:]}")
+    return work
 
 
 def digests(root: Path) -> dict[str, str]:
@@ -111,54 +153,52 @@ def kill(proc: subprocess.Popen, group: bool) -> None:
 
 
 def startup_s() -> float:
-    """How long a child takes to import the package (kills before that would test nothing)."""
+    """How long a child takes to import the package (reported; the kill window starts after the imports)."""
     t0 = time.perf_counter()
     imports = "import omarbench.cli, omarbench.collect.collector, omarbench.offline.train"
     subprocess.run([sys.executable, "-c", imports], env=_env(), check=True)
     return time.perf_counter() - t0
 
 
-def episode(make_cmd, duration: float, rng: random.Random, kills_left: int, group_kills: bool,
-            start_s: float = 0.0, name: str = ""):
-    """Run ``make_cmd()`` until one run finishes by itself, killing it after random delays (uniform in
-    ``start_s .. duration``)."""
+def episode(make_cmd, work_s: float, rng: random.Random, kills_left: int, group_kills: bool, name: str = ""):
+    """Run ``make_cmd()`` until one run finishes by itself, killing it at random moments of its work
+    (uniform in 0 .. ``work_s`` after its first stderr line). Returns (kills, moments, group kills, the
+    work seconds of the run that finished)."""
     kills, moments, groups = 0, [], 0
     while True:
-        proc = subprocess.Popen(make_cmd(), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                start_new_session=True)
-        if kills >= kills_left:
-            delay = None
-        else:
-            delay = rng.uniform(min(start_s, duration), duration)
-        try:
-            proc.wait(timeout=delay)
-        except subprocess.TimeoutExpired:
-            group = group_kills and rng.random() < 0.5
-            sample_load()
-            kill(proc, group)
-            kills += 1
-            groups += group
-            moments.append(round(delay, 2))
-            print(f"  {name}: killed {'the process group' if group else 'the main process'} at {delay:.1f} s",
-                  flush=True)
-            continue
+        child = Child(make_cmd())
+        if kills < kills_left and child.wait_ready():
+            delay = rng.uniform(0.0, work_s)
+            try:
+                child.proc.wait(timeout=delay)
+            except subprocess.TimeoutExpired:
+                group = group_kills and rng.random() < 0.5
+                sample_load()
+                kill(child.proc, group)
+                child.reader.join(5)
+                kills += 1
+                groups += group
+                moments.append(round(delay, 2))
+                print(f"  {name}: killed {'the process group' if group else 'the main process'} {delay:.1f} s "
+                      f"into its work (kill {kills})", flush=True)
+                continue
+        rc, work, err = child.finish()
         sample_load()
-        err = proc.stderr.read().decode()
-        if proc.returncode != 0:
-            raise SystemExit(f"a resumed run failed ({proc.returncode}): {err.strip()[-2000:]}")
-        return kills, moments, groups
+        if rc != 0:
+            raise SystemExit(f"a resumed run failed ({rc}): {err.strip()[-2000:]}")
+        return kills, moments, groups, work
 
 
-def chaos_collect(work: Path, n_kills: int, rng: random.Random, start_s: float) -> dict:
+def chaos_collect(work: Path, n_kills: int, rng: random.Random) -> dict:
     ref = work / "collect-ref"
-    duration = run(collect_cmd(ref))
+    duration = window = run(collect_cmd(ref))
     want = digests(ref)
     assert len(want) == 4, want
     total, episodes, equal, moments = 0, 0, 0, []
     while total < n_kills:
         root = work / f"collect-{episodes}"
-        k, m, _ = episode(lambda root=root: collect_cmd(root), duration, rng, n_kills - total, group_kills=False,
-                          start_s=start_s, name="collect")
+        k, m, _, window = episode(lambda root=root: collect_cmd(root), window, rng, n_kills - total,
+                                  group_kills=False, name="collect")
         total += k
         moments += m
         episodes += 1
@@ -169,23 +209,25 @@ def chaos_collect(work: Path, n_kills: int, rng: random.Random, start_s: float) 
         if left:
             raise SystemExit(f"collect episode {episodes}: leftovers {left}")
         equal += 1
+        print(f"collect episode {episodes}: {k} kill(s), all {len(want)} digests equal, no leftovers "
+              f"({total}/{n_kills} kills)", flush=True)
         shutil.rmtree(root)
     return {"command": "collect spread-n1 --level all (tiny budget: 1,500 steps, 500 transitions)",
-            "uninterrupted_s": round(duration, 1),
+            "uninterrupted_work_s": round(duration, 1),
             "kills": total, "episodes": episodes, "episodes_with_equal_digests": equal, "datasets": len(want),
             "kill_moments_s": moments, "ref": ref}
 
 
-def chaos_eval(work: Path, data_root: Path, n_kills: int, rng: random.Random, start_s: float) -> dict:
+def chaos_eval(work: Path, data_root: Path, n_kills: int, rng: random.Random) -> dict:
     ref = work / "eval-ref"
-    duration = run(eval_cmd(data_root, ref))
+    duration = window = run(eval_cmd(data_root, ref))
     want = records(ref)
     assert want and all(r["status"] == "ok" for r in want.values()), want
     total, groups, episodes, lost, moments = 0, 0, 0, 0, []
     while total < n_kills:
         res = work / f"eval-{episodes}"
-        k, m, g = episode(lambda res=res: eval_cmd(data_root, res), duration, rng, n_kills - total,
-                          group_kills=True, start_s=start_s, name="eval")
+        k, m, g, window = episode(lambda res=res: eval_cmd(data_root, res), window, rng, n_kills - total,
+                                  group_kills=True, name="eval")
         total += k
         groups += g
         moments += m
@@ -198,8 +240,10 @@ def chaos_eval(work: Path, data_root: Path, n_kills: int, rng: random.Random, st
         left = leftovers(res)
         if left:
             raise SystemExit(f"eval episode {episodes}: leftovers {left}")
+        print(f"eval episode {episodes}: {k} kill(s) ({g} of the group), all {len(want)} records equal, "
+              f"no leftovers ({total}/{n_kills} kills)", flush=True)
         shutil.rmtree(res)
-    return {"command": " ".join(["omarbench", *EVAL_ARGS]), "uninterrupted_s": round(duration, 1),
+    return {"command": " ".join(["omarbench", *EVAL_ARGS]), "uninterrupted_work_s": round(duration, 1),
             "kills": total, "group_kills": groups, "episodes": episodes, "records": len(want),
             "records_lost": lost, "records_equal": True, "kill_moments_s": moments}
 
@@ -218,22 +262,22 @@ def main(argv: list[str] | None = None) -> dict:
     c = e = None
     try:
         start = startup_s()
-        print(f"chaos: a child imports the package in {start:.1f} s; kills land between that and the end",
+        print(f"chaos: a child imports the package in {start:.1f} s; kills land after a child's imports",
               flush=True)
         if args.only in (None, "collect"):
-            c = chaos_collect(work, args.kills, rng, start)
+            c = chaos_collect(work, args.kills, rng)
             print(f"collect: {c['kills']} kills over {c['episodes']} episodes, digests equal in "
                   f"{c['episodes_with_equal_digests']}/{c['episodes']} ({c['datasets']} datasets each; "
-                  f"uninterrupted run {c['uninterrupted_s']} s)", flush=True)
+                  f"uninterrupted run's work {c['uninterrupted_work_s']} s)", flush=True)
             data = c.pop("ref")
         else:
             data = work / "collect-ref"
             run(collect_cmd(data))
         if args.only in (None, "eval"):
-            e = chaos_eval(work, data, args.kills, rng, start)
+            e = chaos_eval(work, data, args.kills, rng)
             print(f"eval: {e['kills']} kills ({e['group_kills']} of the whole process group) over "
                   f"{e['episodes']} episodes, {e['records']} records each, records lost {e['records_lost']}, "
-                  f"records equal (uninterrupted run {e['uninterrupted_s']} s)", flush=True)
+                  f"records equal (uninterrupted run's work {e['uninterrupted_work_s']} s)", flush=True)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

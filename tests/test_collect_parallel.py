@@ -29,7 +29,7 @@ def tiny_ensure(task, level, *, preset, root, backend, progress):
     from omarbench.collect.api import collect
     from omarbench.collect.collector import tiny_config
 
-    cfg = tiny_config(total_steps=1_500, transitions=300)
+    cfg = tiny_config(total_steps=1_000, transitions=200)
     return collect(task, level, root=root, preset=preset, backend=backend, progress=progress, config=cfg,
                    log=lambda s: None)[0]
 

@@ -8,7 +8,7 @@ Each *episode* starts from an empty folder and runs the command again and again,
 moment of its work, until one run ends by itself; then it compares the result with the uninterrupted one.
 The moment is measured from the child's first line on stderr (printed once its imports and checks are done:
 importing torch can take minutes on a crowded machine and would otherwise eat the window), uniform between 0
-and how long the work of the last run that ended by itself took (the uninterrupted run's at first). Episodes
+and how long the uninterrupted run worked after its first line. Episodes
 repeat until each command has been killed ``--kills`` times. ``eval`` is killed either alone (its workers
 notice and stop) or with its whole process group; its jobs checkpoint every 10 rounds, so kills land mid-
 training too.
@@ -104,12 +104,13 @@ class Child:
         return rc, end - (self.ready_at or self.t0), "".join(self.err)
 
 
-def run(cmd: list[str]) -> float:
-    """Run to the end; the seconds of work after the child's first stderr line."""
-    rc, work, err = Child(cmd).finish()
+def run(cmd: list[str]) -> tuple[float, float]:
+    """Run to the end: (seconds to the child's first stderr line, i.e. its imports; seconds of work after)."""
+    child = Child(cmd)
+    rc, work, err = child.finish()
     if rc != 0:
         raise SystemExit(f"uninterrupted run failed ({rc}): {err.strip()[-2000:]}")
-    return work
+    return (child.ready_at or child.t0) - child.t0, work
 
 
 def digests(root: Path) -> dict[str, str]:
@@ -152,18 +153,9 @@ def kill(proc: subprocess.Popen, group: bool) -> None:
         time.sleep(1.0)
 
 
-def startup_s() -> float:
-    """How long a child takes to import the package (reported; the kill window starts after the imports)."""
-    t0 = time.perf_counter()
-    imports = "import omarbench.cli, omarbench.collect.collector, omarbench.offline.train"
-    subprocess.run([sys.executable, "-c", imports], env=_env(), check=True)
-    return time.perf_counter() - t0
-
-
 def episode(make_cmd, work_s: float, rng: random.Random, kills_left: int, group_kills: bool, name: str = ""):
     """Run ``make_cmd()`` until one run finishes by itself, killing it at random moments of its work
-    (uniform in 0 .. ``work_s`` after its first stderr line). Returns (kills, moments, group kills, the
-    work seconds of the run that finished)."""
+    (uniform in 0 .. ``work_s`` after its first stderr line). Returns (kills, moments, group kills)."""
     kills, moments, groups = 0, [], 0
     while True:
         child = Child(make_cmd())
@@ -182,23 +174,23 @@ def episode(make_cmd, work_s: float, rng: random.Random, kills_left: int, group_
                 print(f"  {name}: killed {'the process group' if group else 'the main process'} {delay:.1f} s "
                       f"into its work (kill {kills})", flush=True)
                 continue
-        rc, work, err = child.finish()
+        rc, _, err = child.finish()
         sample_load()
         if rc != 0:
             raise SystemExit(f"a resumed run failed ({rc}): {err.strip()[-2000:]}")
-        return kills, moments, groups, work
+        return kills, moments, groups
 
 
 def chaos_collect(work: Path, n_kills: int, rng: random.Random) -> dict:
     ref = work / "collect-ref"
-    duration = window = run(collect_cmd(ref))
+    start, duration = run(collect_cmd(ref))
     want = digests(ref)
     assert len(want) == 4, want
     total, episodes, equal, moments = 0, 0, 0, []
     while total < n_kills:
         root = work / f"collect-{episodes}"
-        k, m, _, window = episode(lambda root=root: collect_cmd(root), window, rng, n_kills - total,
-                                  group_kills=False, name="collect")
+        k, m, _ = episode(lambda root=root: collect_cmd(root), duration, rng, n_kills - total,
+                          group_kills=False, name="collect")
         total += k
         moments += m
         episodes += 1
@@ -213,21 +205,21 @@ def chaos_collect(work: Path, n_kills: int, rng: random.Random) -> dict:
               f"({total}/{n_kills} kills)", flush=True)
         shutil.rmtree(root)
     return {"command": "collect spread-n1 --level all (tiny budget: 1,500 steps, 500 transitions)",
-            "uninterrupted_work_s": round(duration, 1),
+            "uninterrupted_imports_s": round(start, 1), "uninterrupted_work_s": round(duration, 1),
             "kills": total, "episodes": episodes, "episodes_with_equal_digests": equal, "datasets": len(want),
             "kill_moments_s": moments, "ref": ref}
 
 
 def chaos_eval(work: Path, data_root: Path, n_kills: int, rng: random.Random) -> dict:
     ref = work / "eval-ref"
-    duration = window = run(eval_cmd(data_root, ref))
+    start, duration = run(eval_cmd(data_root, ref))
     want = records(ref)
     assert want and all(r["status"] == "ok" for r in want.values()), want
     total, groups, episodes, lost, moments = 0, 0, 0, 0, []
     while total < n_kills:
         res = work / f"eval-{episodes}"
-        k, m, g, window = episode(lambda res=res: eval_cmd(data_root, res), window, rng, n_kills - total,
-                                  group_kills=True, name="eval")
+        k, m, g = episode(lambda res=res: eval_cmd(data_root, res), duration, rng, n_kills - total,
+                          group_kills=True, name="eval")
         total += k
         groups += g
         moments += m
@@ -243,8 +235,9 @@ def chaos_eval(work: Path, data_root: Path, n_kills: int, rng: random.Random) ->
         print(f"eval episode {episodes}: {k} kill(s) ({g} of the group), all {len(want)} records equal, "
               f"no leftovers ({total}/{n_kills} kills)", flush=True)
         shutil.rmtree(res)
-    return {"command": " ".join(["omarbench", *EVAL_ARGS]), "uninterrupted_work_s": round(duration, 1),
-            "kills": total, "group_kills": groups, "episodes": episodes, "records": len(want),
+    return {"command": " ".join(["omarbench", *EVAL_ARGS]), "uninterrupted_imports_s": round(start, 1),
+            "uninterrupted_work_s": round(duration, 1), "kills": total, "group_kills": groups,
+            "episodes": episodes, "records": len(want),
             "records_lost": lost, "records_equal": True, "kill_moments_s": moments}
 
 
@@ -261,23 +254,22 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.perf_counter()
     c = e = None
     try:
-        start = startup_s()
-        print(f"chaos: a child imports the package in {start:.1f} s; kills land after a child's imports",
-              flush=True)
         if args.only in (None, "collect"):
             c = chaos_collect(work, args.kills, rng)
             print(f"collect: {c['kills']} kills over {c['episodes']} episodes, digests equal in "
                   f"{c['episodes_with_equal_digests']}/{c['episodes']} ({c['datasets']} datasets each; "
-                  f"uninterrupted run's work {c['uninterrupted_work_s']} s)", flush=True)
+                  f"uninterrupted run: imports {c['uninterrupted_imports_s']} s, "
+                  f"work {c['uninterrupted_work_s']} s)", flush=True)
             data = c.pop("ref")
         else:
             data = work / "collect-ref"
-            run(collect_cmd(data))
+            run(collect_cmd(data))  # the datasets eval trains on
         if args.only in (None, "eval"):
             e = chaos_eval(work, data, args.kills, rng)
             print(f"eval: {e['kills']} kills ({e['group_kills']} of the whole process group) over "
                   f"{e['episodes']} episodes, {e['records']} records each, records lost {e['records_lost']}, "
-                  f"records equal (uninterrupted run's work {e['uninterrupted_work_s']} s)", flush=True)
+                  f"records equal (uninterrupted run: imports {e['uninterrupted_imports_s']} s, "
+                  f"work {e['uninterrupted_work_s']} s)", flush=True)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -201,9 +201,9 @@ class Loop:
         return _clock() - t
 
 
-def compare(task_id: str, steps: int, reps: int) -> tuple[float, float, bool]:
+def compare(task_id: str, steps: int, reps: int, fill: int = FILL) -> tuple[float, float, bool]:
     """(reference env-steps/s, current env-steps/s, bit-identical throughout) on ``task_id``."""
-    ref, cur = Loop(task_id, reference=True), Loop(task_id, reference=False)
+    ref, cur = Loop(task_id, reference=True, fill=fill), Loop(task_id, reference=False, fill=fill)
     times: dict[bool, list[float]] = {True: [], False: []}
     same = True
     for _ in range(reps):
@@ -217,9 +217,9 @@ def compare(task_id: str, steps: int, reps: int) -> tuple[float, float, bool]:
     return per / statistics.median(times[True]), per / statistics.median(times[False]), same
 
 
-def rate(task_id: str, steps: int, reps: int) -> float:
+def rate(task_id: str, steps: int, reps: int, fill: int = FILL) -> float:
     """Current learner's env-steps/s on ``task_id`` (paper preset, steady state), median of ``reps``."""
-    loop = Loop(task_id, reference=False)
+    loop = Loop(task_id, reference=False, fill=fill)
     return steps * loop.cfg.num_envs / statistics.median(loop.window(steps) for _ in range(reps))
 
 

@@ -70,9 +70,13 @@ def _cli(setup: str, *args: str) -> subprocess.CompletedProcess:
     ("sys.modules['mujoco'] = None", ("tasks", "rollout", "halfcheetah-2x3"), 'pip install -e ".[mujoco]"'),
     pytest.param("sys.modules['gymnasium_robotics'] = None", ("collect", "halfcheetah-2x3"),
                  'pip install -e ".[mujoco]"', marks=pytest.mark.slow),
+    ("sys.modules['mujoco'] = None", ("train", "MA-CQL", "halfcheetah-2x3", "medium"),
+     'pip install -e ".[mujoco]"'),
+    pytest.param("pass", ("train", "OMAR", "halfcheetah-2x3", "expert", "--backend", "mpe2"),
+                 "backend for halfcheetah-2x3 'mpe2'; valid choices: mujoco, mamujoco", marks=pytest.mark.slow),
 ])
 def test_cli_errors_are_one_line(setup, args, fragment, tmp_path):
-    out = _cli(setup, *args, *(("--root", str(tmp_path)) if args[0] == "collect" else ()))
+    out = _cli(setup, *args, *(("--root", str(tmp_path)) if args[0] in ("collect", "train") else ()))
     assert out.returncode == 2 and fragment in out.stderr
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
     assert not any(tmp_path.iterdir())  # nothing half-written

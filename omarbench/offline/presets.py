@@ -15,8 +15,8 @@ use spread's, ``tag:mpe2`` tag's, ``world:mpe2`` world's.
 100,000 rounds (1M loop steps, one round per 10), evaluation every 500 rounds on 10 episodes, MA-CQL's
 uniform + policy samples and OMAR's CEM search (2 iterations, 20 samples, 5 elites), and their τ / α per
 level. γ stays 0.95: their code sets 0.99 for HalfCheetah but, as on MPE, never passes it to the
-learner (``--set gamma=0.99`` gives the intended value). ``quick`` shrinks the budget (rounds 300, batch
-256, evaluation every 100 rounds on 2 episodes, 5 final episodes); :data:`HALFCHEETAH_LAPTOP` is the
+learner (``--set gamma=0.99`` gives the intended value). ``quick`` shrinks the budget (rounds 100, batch
+256, evaluation every 50 rounds on 2 episodes, 5 final episodes); :data:`HALFCHEETAH_LAPTOP` is the
 budget this project's 2-core machine can finish for the whole grid (README, "Two-agent HalfCheetah").
 """
 
@@ -58,12 +58,13 @@ FAMILY_VALUES: dict[str, dict[str, Any]] = {
                     "omar_samples": 20, "omar_elites": 5, "omar_mu0": 0.0, "omar_sigma0": 2.0},
 }
 FAMILY_QUICK: dict[str, dict[str, Any]] = {
-    "halfcheetah": {"rounds": 300, "batch_size": 256, "eval_every": 100, "eval_episodes": 2, "final_episodes": 5},
+    "halfcheetah": {"rounds": 100, "batch_size": 256, "eval_every": 50, "eval_episodes": 2, "final_episodes": 5},
 }
 # The laptop budget of the HalfCheetah grid (4 algorithms x 4 levels x 5 seeds on this project's 2-core
-# machine): the paper preset with these overrides (``--set rounds=5000 --set eval_every=500
-# --set final_episodes=20``). Its cost is measured in the README.
-HALFCHEETAH_LAPTOP: dict[str, Any] = {"rounds": 5000, "eval_every": 500, "final_episodes": 20}
+# machine): the paper preset with these overrides (``--set rounds=500 --set eval_every=250
+# --set final_episodes=20``), about 3 CPU-hours for the 80 seed-runs (``python -m omarbench.perf
+# halfcheetah``; README, "Two-agent HalfCheetah").
+HALFCHEETAH_LAPTOP: dict[str, Any] = {"rounds": 500, "eval_every": 250, "final_episodes": 20}
 
 
 def preset_values(algo: str, task: Task | str, level: str, preset: str = "paper") -> dict[str, Any]:

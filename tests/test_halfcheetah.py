@@ -203,7 +203,7 @@ def test_collect_end_to_end(tmp_path):
             "eval_every=2", "--set", "eval_episodes=1", "--set", "final_episodes=1")
     runner = CliRunner()
     for algo in PAPER_ALGOS:
-        res = runner.invoke(app, ["train", algo, "halfcheetah-2x3", "expert", "--seeds", "0", *tiny])
+        res = runner.invoke(app, ["train", algo, "halfcheetah-2x3", "expert", "--seeds", "1", *tiny])
         assert res.exit_code == 0 and "halfcheetah-2x3 expert seed 0: return" in res.output, res.output
     res = runner.invoke(app, ["eval", "--algos", "OMAR", "--tasks", "halfcheetah-2x3", "--levels", "medium",
                               "--seeds", "1", "--no-collect", "--jobs", "1", *tiny])

@@ -28,7 +28,7 @@ from typing import Any
 from omarbench.offline.algos import canonical_name, get_algorithm
 from omarbench.offline.algos.core import TD3Config
 from omarbench.tasks.spec import Task, parse_task_id
-from omarbench.vocab import check_level, check_preset
+from omarbench.vocab import LEVELS, check_level, check_preset
 
 # update rounds of the authors' MPE runs (num_steps / steps_per_update with steps_per_update = 100)
 PAPER_ROUNDS: dict[str, dict[str, int]] = {
@@ -48,7 +48,7 @@ QUICK: dict[str, Any] = {"rounds": 400, "batch_size": 256, "eval_every": 50, "ev
                          "final_episodes": 100}
 
 # the authors' MaMuJoCo settings (their main.py / maddpg.py), every algorithm; τ / α come from the table
-PAPER_ROUNDS["halfcheetah"] = dict.fromkeys(("random", "medium-replay", "medium", "expert"), 100_000)
+PAPER_ROUNDS["halfcheetah"] = dict.fromkeys(LEVELS, 100_000)
 PAPER_COEFFICIENTS["halfcheetah"] = {"random": (1.0, 1.0), "medium-replay": (0.9, 5.0), "medium": (0.7, 1.0),
                                      "expert": (0.5, 5.0)}
 FAMILY_VALUES: dict[str, dict[str, Any]] = {

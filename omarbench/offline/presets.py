@@ -62,7 +62,7 @@ FAMILY_QUICK: dict[str, dict[str, Any]] = {
 }
 # The laptop budget of the HalfCheetah grid (4 algorithms x 4 levels x 5 seeds on this project's 2-core
 # machine): the paper preset with these overrides (``--set rounds=500 --set eval_every=250
-# --set final_episodes=20``), about 3 CPU-hours for the 80 seed-runs (``python -m omarbench.perf
+# --set final_episodes=20``), about 2.8 CPU-hours for the 80 seed-runs (``python -m omarbench.perf
 # halfcheetah``; README, "Two-agent HalfCheetah").
 HALFCHEETAH_LAPTOP: dict[str, Any] = {"rounds": 500, "eval_every": 250, "final_episodes": 20}
 

@@ -16,7 +16,7 @@ def tests(session: nox.Session) -> None:
     """The test suite; pass --runslow (the default here) to include end-to-end tests."""
     _install(session, "dev,mujoco,interop")
     session.install("--no-deps", "id-marl-eval==0.0.4")  # its pins do not install here (pyproject.toml)
-    session.run("python", "-m", "pytest", *(session.posargs or ["--runslow"]))
+    session.run("python", "-m", "pytest", *(session.posargs or ["--runslow", "-n", "auto"]))
 
 
 @nox.session

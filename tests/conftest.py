@@ -1,4 +1,8 @@
-"""Shared test setup: slow end-to-end tests run only with --runslow (CI passes it)."""
+"""Shared test setup: slow end-to-end tests run only with --runslow (CI passes it).
+
+Every test gets its own default data root (``$OMARBENCH_DATA`` under its temporary folder), so no test
+reads or writes the user's data and tests can run in parallel processes (``-n auto``, pytest-xdist).
+"""
 
 from pathlib import Path
 
@@ -18,6 +22,11 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _private_default_root(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("OMARBENCH_DATA", str(tmp_path_factory.mktemp("default-root")))
 
 
 @pytest.fixture(scope="session")

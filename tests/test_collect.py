@@ -171,3 +171,19 @@ def test_a_run_refuses_another_configuration(tmp_path):
     other = BehaviourRun(run.task, run.dir, replace(run.cfg, total_steps=4_000), seed=0)
     with pytest.raises(OmarbenchError, match="different configuration"):
         other.train()
+
+
+def test_medium_checkpoint_stops_at_the_first_that_reaches_the_target():
+    from omarbench.collect.collector import medium_checkpoint
+
+    def run(returns):
+        return [{"segment": i, "eval_return": r} for i, r in enumerate(returns)]
+
+    # a run that plateaus above the target: a later checkpoint closer to it is not chosen
+    assert medium_checkpoint(run([-7, 20, 60, 95, 100, 78, 99]), 77.9) == 3
+    # the last one below the target wins when it is closer than the first one above
+    assert medium_checkpoint(run([-7, 20, 75, 95, 78]), 77.9) == 2
+    # segment 0 (the untrained policy) is never the medium level
+    assert medium_checkpoint(run([80, 10, 90]), 77.9) == 2
+    # a run that never reaches the target: the closest overall
+    assert medium_checkpoint(run([-7, 30, 50, 40]), 77.9) == 2

@@ -6,8 +6,9 @@ reference returns, picks the checkpoints of each level and writes the datasets:
 * ``random``         the uniform-random policy: every learner's action drawn from U(-1, 1)² at every step
                      (docs/protocol.md §2: the paper's random references are those of uniform random actions);
 * ``medium``         the checkpoint whose evaluation return is closest to
-                     ``random + f × (expert − random)``, f chosen per task to match the authors' medium
-                     datasets (0.32 spread, 0.64 tag, 0.79 world; see docs/protocol.md §2), rolled out with noise;
+                     ``random + f × (expert − random)`` up to the run's first reaching it, f chosen per task to
+                     match the authors' medium datasets (0.32 spread, 0.64 tag, 0.79 world; see
+                     docs/protocol.md §2), rolled out with noise;
 * ``medium-replay``  every transition the online run saw up to and including the medium checkpoint's segment;
 * ``expert``         the best checkpoint by evaluation return, rolled out with noise.
 
@@ -88,6 +89,23 @@ def behaviour_dir(root: Path, task: Task, seed: int, preset: str) -> Path:
     return root / "behaviour" / f"{task.id.replace(':', '+')}-{preset}-seed{seed}"
 
 
+LEVEL_RULE = 2  # 1: medium = the checkpoint closest to the target anywhere in the run; 2: see medium_checkpoint
+
+
+def medium_checkpoint(checkpoints: list[dict[str, Any]], target: float) -> int:
+    """The medium level's checkpoint: the one closest to ``target`` up to the run's first reaching it.
+
+    The paper's medium-replay is the replay buffer "until the policy reached the medium level"
+    (docs/protocol.md §2), so the choice stops at the first checkpoint whose evaluation return reaches
+    the target; between that one and the last one below it, the closer wins. (A run that plateaus
+    above the target would otherwise put a late checkpoint, and a near-expert replay buffer, here.)
+    Runs that never reach the target use the closest checkpoint overall.
+    """
+    trained = [c for c in checkpoints if c["segment"] > 0]
+    first = next((i for i, c in enumerate(trained) if c["eval_return"] >= target), len(trained) - 1)
+    return min(trained[: first + 1], key=lambda c: abs(c["eval_return"] - target))["segment"]
+
+
 @dataclass
 class LevelPlan:
     """Which checkpoint each level uses and the task's reference returns (cached in run.json)."""
@@ -149,12 +167,31 @@ class Collector:
             return self.run.train(progress=report)
 
     def plan(self) -> LevelPlan:
-        """Reference returns and level checkpoints (measured once, then read from run.json)."""
+        """Reference returns and level checkpoints (measured once, then read from run.json).
+
+        References cached under an older level rule are reused; the levels are chosen again.
+        """
         info = self.run.info()
-        if "levels" in info:
+        if "levels" in info and info.get("level_rule") == LEVEL_RULE:
             return LevelPlan(info["references"], {k: int(v) for k, v in info["levels"].items()})
         ckpts = info["checkpoints"]
         best = max(ckpts, key=lambda c: c["eval_return"])["segment"]
+        if "references" in info and info["references"]["expert"].get("checkpoint") == best:
+            refs = info["references"]
+        else:
+            refs = self._references(best)
+        lo, hi = refs["random"]["mean"], refs["expert"]["mean"]
+        target = lo + self.cfg.medium_fraction * (hi - lo)
+        medium = medium_checkpoint(ckpts, target)
+        levels = {"random": 0, "medium-replay": medium, "medium": medium, "expert": best}
+        info.update({"references": refs, "levels": levels, "medium_target_return": target,
+                     "level_rule": LEVEL_RULE})
+        atomic_write_json(self.run.info_path, info)
+        self.log(f"references: random {refs['random']['mean']:.1f}, expert {refs['expert']['mean']:.1f} "
+                 f"(checkpoint {best}); medium: checkpoint {medium} (target {target:.1f})")
+        return LevelPlan(refs, levels)
+
+    def _references(self, best: int) -> dict[str, dict[str, Any]]:
         n = self.cfg.reference_episodes
         random_returns = policy_returns(self.task, n, uniform_actions, seed=self.seed + REFERENCE_SEED_OFFSET,
                                         key=RANDOM_REFERENCE_KEY, backend=self.backend, fixed_policy=self.fixed,
@@ -164,16 +201,7 @@ class Collector:
                            "episodes": n, "policy": UNIFORM_RANDOM},
                 "expert": {"mean": float(expert_returns.mean()), "std": float(expert_returns.std()),
                            "episodes": n, "checkpoint": best}}
-        lo, hi = refs["random"]["mean"], refs["expert"]["mean"]
-        target = lo + self.cfg.medium_fraction * (hi - lo)
-        trained = [c for c in ckpts if c["segment"] > 0]
-        medium = min(trained, key=lambda c: abs(c["eval_return"] - target))["segment"]
-        levels = {"random": 0, "medium-replay": medium, "medium": medium, "expert": best}
-        info.update({"references": refs, "levels": levels, "medium_target_return": target})
-        atomic_write_json(self.run.info_path, info)
-        self.log(f"references: random {refs['random']['mean']:.1f}, expert {refs['expert']['mean']:.1f} "
-                 f"(checkpoint {best}); medium: checkpoint {medium} (target {target:.1f})")
-        return LevelPlan(refs, levels)
+        return refs
 
     # -- datasets ---------------------------------------------------------------------------------
     def _metadata(self, level: str, plan: LevelPlan, rollout_seed: int | None) -> dict[str, Any]:
@@ -190,7 +218,7 @@ class Collector:
                 "random": "the uniform-random policy (the paper's random references are those of uniform random "
                           "actions, docs/protocol.md §2); the behaviour run is not used",
                 "medium": f"checkpoint whose evaluation return is closest to random + {self.cfg.medium_fraction} "
-                          "x (expert - random)",
+                          "x (expert - random), up to the first checkpoint that reaches it",
                 "medium-replay": "every transition of the behaviour run up to the medium checkpoint",
                 "expert": "the checkpoint with the best evaluation return",
             }[level],

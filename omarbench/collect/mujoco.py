@@ -9,8 +9,9 @@ learner's norm clip is set loose (100) so that it only guards against blow-ups.
 Levels:
 
 * ``random``        uniform random actions U(-1, 1)³ per agent (the paper's random level, PROTOCOL §2);
-* ``medium``        the checkpoint whose evaluation return is closest to ``random + 0.48 (expert - random)``,
-                    0.48 being the authors' medium dataset normalised with their references
+* ``medium``        the checkpoint whose evaluation return is closest to ``random + 0.48 (expert - random)``
+                    up to the run's first reaching it (``collector.medium_checkpoint``), 0.48 being the
+                    authors' medium dataset normalised with their references
                     ((1568.9 + 284.0) / (3568.8 + 284.0)), rolled out with the exploration noise;
 * ``medium-replay`` every transition of the run up to the medium checkpoint;
 * ``expert``        the best checkpoint by evaluation return, rolled out with the exploration noise.
@@ -42,7 +43,6 @@ from omarbench.collect.matd3 import MATD3Config
 from omarbench.collect.run import ActorPolicy, RunConfig
 from omarbench.data import dataset_id, dataset_path, preset_root
 from omarbench.errors import UsageError
-from omarbench.io import atomic_write_json
 from omarbench.tasks.envs import make_vec_env
 from omarbench.tasks.mamujoco import require_mujoco, resolve_backend
 from omarbench.tasks.spec import Task
@@ -94,29 +94,14 @@ def uniform_random_returns(task: Task, episodes: int, seed: int, backend: str = 
 class MujocoCollector(Collector):
     """:class:`Collector` with the MuJoCo random level (uniform actions) and package versions recorded."""
 
-    def plan(self) -> LevelPlan:
-        info = self.run.info()
-        if "levels" in info:
-            return LevelPlan(info["references"], {k: int(v) for k, v in info["levels"].items()})
-        ckpts = info["checkpoints"]
-        best = max(ckpts, key=lambda c: c["eval_return"])["segment"]
+    def _references(self, best: int) -> dict[str, dict[str, Any]]:
         n = self.cfg.reference_episodes
         rand = uniform_random_returns(self.task, n, self.seed + RANDOM_SEED_OFFSET, self.backend)
         expert = self.run.evaluate(self.run.load_actors(best), n, seed_offset=2_000_000)
-        refs = {"random": {"mean": float(rand.mean()), "std": float(rand.std()), "episodes": n,
+        return {"random": {"mean": float(rand.mean()), "std": float(rand.std()), "episodes": n,
                            "policy": "uniform U(-1, 1)"},
                 "expert": {"mean": float(expert.mean()), "std": float(expert.std()), "episodes": n,
                            "checkpoint": best}}
-        lo, hi = refs["random"]["mean"], refs["expert"]["mean"]
-        target = lo + self.cfg.medium_fraction * (hi - lo)
-        trained = [c for c in ckpts if c["segment"] > 0]
-        medium = min(trained, key=lambda c: abs(c["eval_return"] - target))["segment"]
-        levels = {"random": 0, "medium-replay": medium, "medium": medium, "expert": best}
-        info.update({"references": refs, "levels": levels, "medium_target_return": target})
-        atomic_write_json(self.run.info_path, info)
-        self.log(f"references: random {lo:.1f} (uniform actions), expert {hi:.1f} (checkpoint {best}); "
-                 f"medium: checkpoint {medium} (target {target:.1f})")
-        return LevelPlan(refs, levels)
 
     def _metadata(self, level: str, plan: LevelPlan, rollout_seed: int | None) -> dict[str, Any]:
         meta = super()._metadata(level, plan, rollout_seed)

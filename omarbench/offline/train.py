@@ -180,6 +180,11 @@ def train(
     check_preset(preset)
     seeds = _check_seeds(seeds)
     check_backend(backend)
+    if task_obj.engine == "mujoco":  # the extra and the backend, before any work
+        from omarbench.tasks.mamujoco import require_mujoco, resolve_backend
+
+        resolve_backend(task_obj, backend)
+        require_mujoco()
     dev = _check_device(device)
     cfg = make_config(name, task_obj, level, preset, overrides)
     every = ck.resolve_every(checkpoint_every)

@@ -18,8 +18,20 @@ DEFAULT_EVERY_S = 30.0
 ENV_EVERY = "OMARBENCH_PROGRESS_EVERY"
 
 
+_PLAIN = False  # set by plain_lines(): this process prints plain lines even on a terminal
+
+
+def plain_lines() -> None:
+    """Print plain progress lines from now on, even on a terminal (a worker process that shares the
+    terminal with others: live bars of several processes would overwrite each other)."""
+    global _PLAIN
+    _PLAIN = True
+
+
 def interactive() -> bool:
     """Whether stderr is a terminal (live bars) rather than a log or a pipe (plain lines)."""
+    if _PLAIN:
+        return False
     try:
         return sys.stderr.isatty()
     except (AttributeError, ValueError):

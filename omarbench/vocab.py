@@ -38,8 +38,16 @@ def check_choice(kind: str, value: str, choices: Sequence[str]) -> str:
     return value
 
 
+def level_name(text: str) -> str:
+    """A level as users type it (any case, ``_`` for ``-``: Medium, medium_replay) in its canonical spelling;
+    text that names no level comes back unchanged (for the check to name it)."""
+    key = str(text).strip().lower().replace("_", "-")
+    return key if key in ALL_LEVELS else str(text)
+
+
 def check_level(level: str) -> str:
-    return check_choice("level", level, LEVELS)
+    """The canonical spelling of an MPE dataset level (see :func:`level_name`), else a one-line error."""
+    return check_choice("level", level_name(level), LEVELS)
 
 
 def check_preset(preset: str) -> str:
@@ -69,9 +77,9 @@ def parse_levels(text: str) -> tuple[str, ...]:
     if not chosen:
         raise bad_choice("level", text, ALL_LEVELS + ("all",))
     for item in chosen:
-        if item.lower() not in ALL_LEVELS:
+        if level_name(item) not in ALL_LEVELS:
             raise bad_choice("level", item, ALL_LEVELS + ("all",))
-    lowered = {i.lower() for i in chosen}
+    lowered = {level_name(i) for i in chosen}
     return tuple(lv for lv in ALL_LEVELS if lv in lowered)
 
 

@@ -70,9 +70,13 @@ def _cli(setup: str, *args: str) -> subprocess.CompletedProcess:
     ("sys.modules['mujoco'] = None", ("tasks", "rollout", "halfcheetah-2x3"), 'pip install -e ".[mujoco]"'),
     pytest.param("sys.modules['gymnasium_robotics'] = None", ("collect", "halfcheetah-2x3"),
                  'pip install -e ".[mujoco]"', marks=pytest.mark.slow),
+    ("sys.modules['mujoco'] = None", ("train", "MA-CQL", "halfcheetah-2x3", "medium"),
+     'pip install -e ".[mujoco]"'),
+    pytest.param("pass", ("train", "OMAR", "halfcheetah-2x3", "expert", "--backend", "mpe2"),
+                 "backend for halfcheetah-2x3 'mpe2'; valid choices: mujoco, mamujoco", marks=pytest.mark.slow),
 ])
 def test_cli_errors_are_one_line(setup, args, fragment, tmp_path):
-    out = _cli(setup, *args, *(("--root", str(tmp_path)) if args[0] == "collect" else ()))
+    out = _cli(setup, *args, *(("--root", str(tmp_path)) if args[0] in ("collect", "train") else ()))
     assert out.returncode == 2 and fragment in out.stderr
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
     assert not any(tmp_path.iterdir())  # nothing half-written
@@ -185,3 +189,30 @@ def test_collect_end_to_end(tmp_path):
     first = MujocoCollector(parse_task_id("halfcheetah-2x3"), cfg, root=tmp_path / "quick", backend="mujoco",
                             preset="quick").run.info()
     assert [c["digest"] for c in resumed["checkpoints"]] == [c["digest"] for c in first["checkpoints"]]
+
+    # the offline side on these datasets: each paper algorithm through ``omarbench train`` with the task's
+    # preset row (two rounds, one evaluation episode: the path only)
+    import json
+
+    from typer.testing import CliRunner
+
+    from omarbench.cli import app
+    from omarbench.vocab import PAPER_ALGOS
+
+    tiny = ("--preset", "quick", "--root", str(tmp_path), "--no-progress", "--set", "rounds=2", "--set",
+            "eval_every=2", "--set", "eval_episodes=1", "--set", "final_episodes=1")
+    runner = CliRunner()
+    for algo in PAPER_ALGOS:
+        res = runner.invoke(app, ["train", algo, "halfcheetah-2x3", "expert", "--seeds", "1", *tiny])
+        assert res.exit_code == 0 and "halfcheetah-2x3 expert seed 0: return" in res.output, res.output
+    records = [json.loads(p.read_text()) for p in (tmp_path / "quick" / "results").glob("*.json")]
+    assert sorted((r["algo"], r["level"]) for r in records if r.get("status")) == sorted(
+        (a, "expert") for a in PAPER_ALGOS)
+    for r in records:
+        if r.get("status"):
+            assert r["status"] == "ok" and r["final"]["episodes"] == 1
+            assert [c["round"] for c in r["curve"]] == [0, 2]
+            assert r["config"]["hidden"] == 256 and r["reference_returns"]["source"] == "dataset"
+    omar = next(r for r in records if r.get("algo") == "OMAR" and r.get("level") == "expert")["config"]
+    assert (omar["omar_search"], omar["cql_sampler"], omar["tau"], omar["alpha"]) == ("cem", "uniform+policy", 0.5,
+                                                                                     5.0)

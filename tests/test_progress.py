@@ -39,3 +39,15 @@ def test_output_to_a_pipe_is_not_folded_at_80_columns(capsys):
     path = "/a/long/path/" + "x" * 150 + "/file.json"
     console.print(f"written to {path}", markup=False, highlight=False)
     assert f"written to {path}\n" == capsys.readouterr().out
+
+
+def test_help_in_a_pipe_is_not_folded_at_80_columns():
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("TERMINAL_WIDTH", "COLUMNS")}
+    out = subprocess.run([sys.executable, "-m", "omarbench.cli", "eval", "--help"], capture_output=True,
+                         text=True, env=env, check=True).stdout
+    assert max(len(line) for line in out.splitlines()) > 80
+    assert "MA-TD3+BC, MA-CQL, OMAR; the default" in out  # one help text, one line

@@ -33,6 +33,26 @@ console = make_console()
 err_console = make_console(stderr=True)
 
 
+def _help_width() -> None:
+    """Help read through a pipe or a file (``omarbench eval --help | less``) is laid out as wide as the
+    rest of the output there, not folded at 80 columns; a terminal keeps its own width; $TERMINAL_WIDTH wins."""
+    import os
+
+    import typer.rich_utils as rich_utils
+
+    from omarbench.progress import PIPE_WIDTH
+
+    try:
+        tty = sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    if not tty and not os.environ.get("TERMINAL_WIDTH"):
+        rich_utils.MAX_WIDTH = PIPE_WIDTH
+
+
+_help_width()
+
+
 def _version(value: bool) -> None:
     if value:
         console.print(f"omarbench {__version__}")

@@ -14,7 +14,8 @@ def collect_command(
     task: Annotated[str, typer.Argument(help="Task id: spread, spread-n5, tag, world (add :mpe2 for stock), "
                                              "maze2d-umaze, maze2d-medium, maze2d-large.")],
     level: Annotated[
-        str, typer.Option("--level", help="random, medium-replay, medium, expert, or all (maze2d: waypoint).")
+        str, typer.Option("--level", help="all (default) or a comma list of random, medium-replay, medium, expert "
+                                     "(maze2d: waypoint).")
     ] = "all",
     transitions: Annotated[
         int | None, typer.Option("--transitions", help="Size of random/medium/expert (default: the preset's).")

@@ -191,7 +191,8 @@ def export_cmd(
     if fmt == "minari":
         from omarbench.interop.minari import export_minari
 
-        console.print(f"wrote Minari dataset {export_minari(dataset, out, root, force=force)}", markup=False)
+        path = export_minari(dataset, out, _root(root, preset), force=force)
+        console.print(f"wrote Minari dataset {path}", markup=False)
         return
     from omarbench.data.export import export_dataset
 

@@ -38,11 +38,14 @@ def train_command(
 ) -> None:
     """Train one offline algorithm on one dataset; one run record per seed."""
     from omarbench.offline.checkpoint import resolve_every
+    from omarbench.offline.presets import check_task_level
     from omarbench.offline.train import train
     from omarbench.paths import preset_root
     from omarbench.progress import make_console
+    from omarbench.tasks.spec import parse_task_id
     from omarbench.vocab import check_positive, parse_overrides, seeds_or_default
 
+    level = check_task_level(parse_task_id(task), level)  # any case, _ for -; the task's own levels
     seed_list = list(seeds_or_default(seeds, preset))
     check_positive("--threads", threads)
     resolve_every(checkpoint_every)

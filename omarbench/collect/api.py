@@ -57,4 +57,10 @@ def collect(task_id: str, level: str = "all", *, transitions: int | None = None,
 def ensure_dataset(task_id: str, level: str, *, preset: str = "paper", root: str | os.PathLike | None = None,
                    backend: str = "numpy", seed: int = 0, progress: bool = True) -> Path:
     """The path of a complete dataset, collecting it first if it is missing or unfinished."""
-    return collect(task_id, level, seed=seed, root=root, backend=backend, preset=preset, progress=progress)[0]
+    return collect(task_id, level, seed=seed, root=root, backend=backend, preset=preset, progress=progress,
+                   log=_print_now)[0]
+
+
+def _print_now(message: str) -> None:
+    """The collector's lines, flushed: a sweep's log shows them as they come (stdout to a file is buffered)."""
+    print(message, flush=True)

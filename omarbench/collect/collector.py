@@ -33,7 +33,7 @@ from omarbench.collect.matd3 import MATD3Config
 from omarbench.collect.run import ActorPolicy, BehaviourRun, RunConfig
 from omarbench.data import LEVELS, DatasetWriter, dataset_id, dataset_path, default_root, preset_root
 from omarbench.data.store import open_store
-from omarbench.errors import OmarbenchError, bad_choice
+from omarbench.errors import OmarbenchError
 from omarbench.guard import clean_stale_temps
 from omarbench.io import atomic_write_json
 from omarbench.paths import check_writable
@@ -41,7 +41,7 @@ from omarbench.tasks.envs import make_vec_env
 from omarbench.tasks.prey import fixed_policy_for
 from omarbench.tasks.reference_policies import UNIFORM_RANDOM, policy_returns, uniform_actions
 from omarbench.tasks.spec import Task
-from omarbench.vocab import check_preset
+from omarbench.vocab import check_preset, parse_levels
 
 # Fraction of the way from random to expert of the authors' medium datasets (docs/protocol.md §2).
 MEDIUM_FRACTION = {"spread": 0.32, "tag": 0.64, "world": 0.79}
@@ -408,11 +408,8 @@ def check_intact(path: Path, did: str) -> None:
 
 
 def resolve_levels(level: str) -> list[str]:
-    if level == "all":
-        return list(LEVELS)
-    if level not in LEVELS:
-        raise bad_choice("level", level, (*LEVELS, "all"))
-    return [level]
+    """``all`` or a comma list of levels, spelled as every command accepts them (:func:`vocab.parse_levels`)."""
+    return list(parse_levels(level))
 
 
 def collect_mpe(task: Task, levels: list[str], *, transitions: int | None = None, seed: int = 0,

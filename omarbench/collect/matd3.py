@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from omarbench.tasks.actor import Actor  # the behaviour actors are the prey's network
 
@@ -66,22 +67,36 @@ class AgentsTwinCritic(nn.Module):
             self.weights.append(nn.Parameter(torch.empty(m, fan_in, fan_out).uniform_(-bound, bound)))
             self.biases.append(nn.Parameter(torch.empty(m, 1, fan_out).uniform_(-bound, bound)))
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x [B, in] (one input for all agents) or [n, B, in] (one per agent) -> Q1, Q2, each [n, B].
-
-        The input BatchNorm always uses the batch's statistics (the critics never run in eval mode).
-        """
+    def _normed(self, x: torch.Tensor) -> torch.Tensor:
+        """Each agent's input BatchNorm (batch statistics: the critics never run in eval mode) -> [n, B, in]."""
         mean = x.mean(dim=-2, keepdim=True)
         var = x.var(dim=-2, unbiased=False, keepdim=True)
         h = (x - mean) / torch.sqrt(var + self.eps)
-        h = h * self.norm_weight + self.norm_bias  # [n, B, in]
-        h = h.repeat_interleave(2, dim=0)  # members: (agent 0, Q1), (agent 0, Q2), (agent 1, Q1), ...
+        return h * self.norm_weight + self.norm_bias
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x [B, in] (one input for all agents) or [n, B, in] (one per agent) -> Q1, Q2, each [n, B]."""
+        h = self._normed(x)
+        n, b, d = h.shape
+        # members: (agent 0, Q1), (agent 0, Q2), (agent 1, Q1), ...: each agent's input twice (a copy, as
+        # repeat_interleave, whose gradient is the same sum of the two copies' gradients)
+        h = h.unsqueeze(1).expand(n, 2, b, d).reshape(2 * n, b, d)
         for k, (w, bias) in enumerate(zip(self.weights, self.biases)):
             h = torch.baddbmm(bias, h, w)
             if k < len(self.weights) - 1:
                 h = torch.relu(h)
         q = h.squeeze(-1).reshape(self.n, 2, -1)
         return q[:, 0], q[:, 1]
+
+    def q1(self, x: torch.Tensor) -> torch.Tensor:
+        """Only the first heads: x [n, B, in] -> Q1 [n, B], each member's products exactly as in ``forward``
+        (a batched product computes every member on its own)."""
+        h = self._normed(x)
+        for k, (w, bias) in enumerate(zip(self.weights, self.biases)):
+            h = torch.baddbmm(bias[0::2], h, w[0::2])
+            if k < len(self.weights) - 1:
+                h = torch.relu(h)
+        return h.squeeze(-1)
 
     def agent_grad_norms(self) -> torch.Tensor:
         """Gradient norm of each agent's critic (its BN affine and both heads) -> [n]."""
@@ -104,33 +119,95 @@ class AgentsTwinCritic(nn.Module):
 
 
 class ReplayBuffer:
-    """Ring buffer of the learners' transitions (float32 tensors)."""
+    """Ring buffer of the learners' transitions (float32 tensors).
+
+    Each row holds all learners' observations side by side (``[capacity, sum(obs_dims)]``), so that one
+    gather per field draws a batch; ``sample`` returns per-agent copies (contiguous, the same values).
+    """
 
     def __init__(self, obs_dims: tuple[int, ...], capacity: int, act_dim: int = 2):
         n = len(obs_dims)
         self.capacity = capacity
-        self.obs = [torch.zeros(capacity, d) for d in obs_dims]
-        self.next_obs = [torch.zeros(capacity, d) for d in obs_dims]
+        self.obs_dims = tuple(obs_dims)
+        self.offsets = tuple(int(x) for x in np.cumsum((0,) + self.obs_dims))
+        self.obs_cat = torch.zeros(capacity, self.offsets[-1])
+        self.next_obs_cat = torch.zeros(capacity, self.offsets[-1])
         self.actions = torch.zeros(capacity, n, act_dim)
         self.rewards = torch.zeros(capacity, n)
         self.size = 0
         self.pos = 0
 
+    def _split(self, cat: torch.Tensor) -> list[torch.Tensor]:
+        o = self.offsets
+        return [cat[:, o[i]:o[i + 1]].contiguous() for i in range(len(self.obs_dims))]
+
+    @property
+    def obs(self) -> list[torch.Tensor]:
+        return self._split(self.obs_cat)
+
+    @property
+    def next_obs(self) -> list[torch.Tensor]:
+        return self._split(self.next_obs_cat)
+
     def add(self, obs: list[np.ndarray], actions: np.ndarray, rewards: np.ndarray, next_obs: list[np.ndarray]):
         b = actions.shape[0]
-        idx = (self.pos + np.arange(b)) % self.capacity
+        rows = [(self.pos, min(b, self.capacity - self.pos))]  # the ring as at most two slices
+        if rows[0][1] < b:
+            rows.append((0, b - rows[0][1]))
+        if b > self.capacity:  # more rows than the ring holds: the last ``capacity`` of them win, as before
+            idx = torch.from_numpy((self.pos + np.arange(b)) % self.capacity)
         t = torch.from_numpy
-        for i in range(len(self.obs)):
-            self.obs[i][idx] = t(np.asarray(obs[i], np.float32))
-            self.next_obs[i][idx] = t(np.asarray(next_obs[i], np.float32))
-        self.actions[idx] = t(np.asarray(actions, np.float32))
-        self.rewards[idx] = t(np.asarray(rewards, np.float32))
+        fields = ((self.obs_cat, t(np.concatenate([np.asarray(x, np.float32) for x in obs], 1))),
+                  (self.next_obs_cat, t(np.concatenate([np.asarray(x, np.float32) for x in next_obs], 1))),
+                  (self.actions, t(np.asarray(actions, np.float32))),
+                  (self.rewards, t(np.asarray(rewards, np.float32))))
+        for dst, src in fields:
+            if b > self.capacity:
+                dst[idx] = src
+                continue
+            start = 0
+            for pos, count in rows:
+                dst[pos:pos + count] = src[start:start + count]
+                start += count
         self.pos = int((self.pos + b) % self.capacity)
         self.size = min(self.size + b, self.capacity)
 
-    def sample(self, batch: int, gen: torch.Generator):
+    def sample_cat(self, batch: int, gen: torch.Generator):
+        """(obs [B, sum(d)], actions, rewards, next obs [B, sum(d)]) of ``batch`` uniform draws."""
         idx = torch.randint(0, self.size, (batch,), generator=gen)
-        return ([o[idx] for o in self.obs], self.actions[idx], self.rewards[idx], [o[idx] for o in self.next_obs])
+        return self.obs_cat[idx], self.actions[idx], self.rewards[idx], self.next_obs_cat[idx]
+
+    def sample(self, batch: int, gen: torch.Generator):
+        obs, actions, rewards, next_obs = self.sample_cat(batch, gen)
+        return self._split(obs), actions, rewards, self._split(next_obs)
+
+
+def _actor_forward(actor: Actor, x: torch.Tensor, training: bool) -> torch.Tensor:
+    """``actor(x)`` in train (``training``) or eval mode, whatever mode the module is in: the same
+    functional calls as its modules' forwards (BatchNorm's running statistics and batch counter updated
+    in train mode), without switching modes or the modules' call overhead."""
+    bn = actor.norm
+    if training:
+        bn.num_batches_tracked.add_(1)
+    h = F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, training, bn.momentum, bn.eps)
+    net = actor.net
+    h = F.relu(F.linear(h, net[0].weight, net[0].bias))
+    h = F.relu(F.linear(h, net[2].weight, net[2].bias))
+    return torch.tanh(F.linear(h, net[4].weight, net[4].bias))
+
+
+def _adam_step(opt: torch.optim.Adam) -> None:
+    """``opt.step()`` through Adam's multi-tensor (foreach) implementation: the same elementwise
+    arithmetic as the default per-tensor loop on CPU, to the bit (tests/test_behaviour_exact.py), in
+    fewer Python steps. The flag is set for the call only, so saved optimiser states stay as they were."""
+    saved = [g.get("foreach") for g in opt.param_groups]
+    for g in opt.param_groups:
+        g["foreach"] = True
+    try:
+        opt.step()
+    finally:
+        for g, f in zip(opt.param_groups, saved):
+            g["foreach"] = f
 
 
 class MATD3:
@@ -157,6 +234,12 @@ class MATD3:
             m.train()
             for p in m.parameters():
                 p.requires_grad_(False)
+        # the module structure never changes after this point: parameter lists are built once
+        self._actor_params = list(self.actors.parameters())
+        self._per_actor_params = [list(a.parameters()) for a in self.actors]
+        self._soft_pairs = [(list(net.parameters()), list(tgt.parameters()),
+                             list(zip(net.buffers(), tgt.buffers())))
+                            for net, tgt in ((self.actors, self.actors_t), (self.critic, self.critic_t))]
 
     def set_progress(self, fraction: float) -> None:
         """Learning rates for a run ``fraction`` (0..1) of the way through (linear decay)."""
@@ -168,27 +251,25 @@ class MATD3:
     @torch.no_grad()
     def act(self, obs: list[np.ndarray], noise: float, rng: np.random.Generator | None = None) -> np.ndarray:
         """Actions [E, n, 2] from per-agent observations; Gaussian noise of std ``noise``, clipped to [-1, 1]."""
-        self.actors.eval()
-        acts = np.stack([a(torch.as_tensor(o, dtype=torch.float32)).numpy() for a, o in zip(self.actors, obs)], 1)
-        self.actors.train()
+        acts = np.stack([_actor_forward(a, torch.as_tensor(o, dtype=torch.float32), False).numpy()
+                         for a, o in zip(self.actors, obs)], 1)
         if noise > 0:
             acts = acts + rng.normal(0.0, noise, acts.shape)
         return np.clip(acts, -1.0, 1.0).astype(np.float64)
 
     def _target_actions(self, next_obs: list[torch.Tensor]) -> torch.Tensor:
         c = self.cfg
-        acts = torch.stack([a(o) for a, o in zip(self.actors_t, next_obs)], 1)
+        acts = torch.stack([_actor_forward(a, o, True) for a, o in zip(self.actors_t, next_obs)], 1)
         noise = torch.randn(acts.shape, generator=self.gen) * c.target_noise
         return (acts + noise.clamp(-c.target_noise_clip, c.target_noise_clip)).clamp(-1.0, 1.0)
 
     def update(self, buffer: ReplayBuffer) -> None:
         """One gradient round: every agent's twin critics, then (every ``policy_delay``) its actor."""
         c = self.cfg
-        obs, actions, rewards, next_obs = buffer.sample(c.batch_size, self.gen)
+        obs_cat, actions, rewards, next_obs_cat = buffer.sample_cat(c.batch_size, self.gen)
         b = actions.shape[0]
-        obs_cat, next_obs_cat = torch.cat(obs, 1), torch.cat(next_obs, 1)
         with torch.no_grad():
-            next_act = self._target_actions(next_obs).reshape(b, -1)
+            next_act = self._target_actions(buffer._split(next_obs_cat)).reshape(b, -1)
             q1_t, q2_t = self.critic_t(torch.cat([next_obs_cat, next_act], 1))
             y = rewards.T + c.gamma * torch.min(q1_t, q2_t)  # [n, B]
         q1, q2 = self.critic(torch.cat([obs_cat, actions.reshape(b, -1)], 1))
@@ -197,31 +278,42 @@ class MATD3:
         self.critic_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.critic.clip_grad_norms_(c.grad_clip)
-        self.critic_opt.step()
+        _adam_step(self.critic_opt)
         self.updates += 1
         if self.updates % c.policy_delay:
             return
-        pis = [a(o) for a, o in zip(self.actors, obs)]
+        pis = [_actor_forward(a, o, True) for a, o in zip(self.actors, buffer._split(obs_cat))]
         joint = actions.unsqueeze(0).repeat(self.n, 1, 1, 1)  # [n, B, n, 2]: agent i's view
         for i, pi in enumerate(pis):
             joint[i, :, i] = pi
         x = torch.cat([obs_cat.unsqueeze(0).expand(self.n, -1, -1), joint.reshape(self.n, b, -1)], 2)
-        q1_pi, _ = self.critic(x)
+        q1_pi = self.critic.q1(x)  # the actors follow Q1 only
         loss = sum(-q1_pi[i].mean() + c.action_l2 * (pi**2).mean() for i, pi in enumerate(pis))
         self.actor_opt.zero_grad(set_to_none=True)
-        loss.backward(inputs=list(self.actors.parameters()))
-        for a in self.actors:
-            nn.utils.clip_grad_norm_(a.parameters(), c.grad_clip)
-        self.actor_opt.step()
+        loss.backward(inputs=self._actor_params)
+        self._clip_actor_grads(c.grad_clip)
+        _adam_step(self.actor_opt)
         self._soft_update()
+
+    @torch.no_grad()
+    def _clip_actor_grads(self, max_norm: float) -> None:
+        """``nn.utils.clip_grad_norm_(actor.parameters(), max_norm)`` for every actor, in its own steps:
+        per-tensor norms, their norm, the clamped scale, one multiply (of all actors' gradients at once)."""
+        scales = []
+        for params in self._per_actor_params:
+            grads = [p.grad for p in params if p.grad is not None]
+            total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2.0)), 2.0)
+            scale = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+            scales += [(g, scale) for g in grads]
+        torch._foreach_mul_([g for g, _ in scales], [s for _, s in scales])
 
     @torch.no_grad()
     def _soft_update(self) -> None:
         tau = self.cfg.tau
-        for net, tgt in ((self.actors, self.actors_t), (self.critic, self.critic_t)):
-            for p, pt in zip(net.parameters(), tgt.parameters()):
-                pt.mul_(1 - tau).add_(p, alpha=tau)
-            for b, bt in zip(net.buffers(), tgt.buffers()):
+        for params, targets, buffers in self._soft_pairs:
+            torch._foreach_mul_(targets, 1 - tau)
+            torch._foreach_add_(targets, params, alpha=tau)
+            for b, bt in buffers:
                 bt.copy_(b)
 
     def state_dict(self) -> dict:

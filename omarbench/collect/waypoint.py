@@ -247,7 +247,7 @@ def collect_maze2d(task_id: str, level: str = "all", *, transitions: int | None 
     from omarbench.paths import check_writable
 
     task = parse_task_id(task_id)
-    if level not in ("all", LEVEL):
+    if str(level).strip().lower() not in ("all", LEVEL):  # any case, as every command reads levels
         raise bad_choice("level", level, (LEVEL, "all"))
     if transitions is not None and transitions <= 0:
         raise UsageError(f"--transitions must be a positive integer, got {transitions}")

@@ -73,6 +73,8 @@ def parse_dataset_id(text: str) -> tuple[Task, str]:
     norm = raw.lower().replace("+", ":")
     if norm.endswith(STORE_SUFFIX):
         norm = norm[: -len(STORE_SUFFIX)]
+    if norm.endswith("_replay"):  # levels read as every command reads them: medium_replay too
+        norm = norm[: -len("_replay")] + "-replay"
     for level in sorted(ALL_LEVELS, key=len, reverse=True):
         suffix = f"-{level}"
         if norm.endswith(suffix) and len(norm) > len(suffix):

@@ -97,9 +97,11 @@ OnDone = Callable[[int, dict[str, Any]], None]
 
 
 def _run_local(
-    payloads: list[dict[str, Any]], width: int, threads: int, on_start: OnStart, on_done: OnDone
+    payloads: list[dict[str, Any]], width: int, threads: int, on_start: OnStart, on_done: OnDone,
+    worker: Callable[..., None] | None = None,
 ) -> None:
-    """Run payloads in at most ``width`` fresh worker processes (spawned: safe with torch)."""
+    """Run payloads in at most ``width`` fresh worker processes (spawned: safe with torch); ``worker``
+    (default: one training job) is called as ``worker(payload, conn, parent_pid, threads)``."""
     import multiprocessing as mp
     from multiprocessing.connection import wait
 
@@ -112,7 +114,7 @@ def _run_local(
             while pending and len(running) < width:
                 i = pending.popleft()
                 recv, send = ctx.Pipe(duplex=False)
-                proc = ctx.Process(target=_local_worker, args=(payloads[i], send, os.getpid(), threads),
+                proc = ctx.Process(target=worker or _local_worker, args=(payloads[i], send, os.getpid(), threads),
                                    name=f"omarbench-job-{i}")
                 proc.start()
                 send.close()

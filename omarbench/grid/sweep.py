@@ -203,26 +203,14 @@ def run_sweep(
     if missing and dry_run:
         console.print(f"would collect {len(missing)} missing dataset(s): "
                       f"{', '.join(_dataset_id(*tl) for tl in missing)}", markup=False, highlight=False)
-    elif missing:
-        for task, level in missing:
-            did = _dataset_id(task, level)
-            infos[(task, level)] = hooks.dataset_info(task, level, spec.root)  # one collection may make several
-            if infos[(task, level)] is not None:
-                continue
-            console.print(f"collecting missing dataset {did} (preset {spec.preset}) ...", markup=False,
-                          highlight=False)
-            try:
-                hooks.ensure_dataset(task, level, preset=spec.preset, root=user_root, backend=spec.backend,
-                                     progress=progress)
-                infos[(task, level)] = hooks.dataset_info(task, level, spec.root)
-                if infos[(task, level)] is None:
-                    raise OmarbenchError("the collector returned but the dataset is still missing")
-                outcome.collected.append(did)
-            except KeyboardInterrupt:
-                raise
-            except Exception as exc:
-                broken[(task, level)] = f"collecting dataset {did} failed: {_one_line(exc)}"
-                console.print(f"  {broken[(task, level)]}", markup=False, highlight=False)
+    elif missing:  # independent tasks side by side (omarbench.grid.collecting)
+        from omarbench.grid.collecting import collect_missing
+
+        found, collected, broken = collect_missing(
+            missing, ensure=hooks.ensure_dataset, info=hooks.dataset_info, root=spec.root, user_root=user_root,
+            preset=spec.preset, backend=spec.backend, jobs=jobs, progress=progress, console=console)
+        infos.update(found)
+        outcome.collected.extend(collected)
 
     if spec.behaviour and not dry_run:
         for (task, level), info in infos.items():

@@ -27,12 +27,12 @@ def import_command(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing dataset.")] = False,
 ) -> None:
     """Import another project's dataset into our Zarr format (per-agent groups, episodes, provenance)."""
-    from rich.console import Console
+    from omarbench.progress import make_console
 
     if fmt not in IMPORT_FORMATS:
         raise bad_choice("import format", fmt, IMPORT_FORMATS)
     from omarbench.interop.og_marl import import_vault
 
     store, digest = import_vault(path, root, uid=uid, batch=batch, task=task, level=level, force=force)
-    Console().print(f"wrote {store} (digest {digest[:12]}); train on it with --root {store.parent}",
-                    markup=False, highlight=False, soft_wrap=True)
+    make_console().print(f"wrote {store} (digest {digest[:12]}); train on it with --root {store.parent}",
+                         markup=False, highlight=False, soft_wrap=True)

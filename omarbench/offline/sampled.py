@@ -44,8 +44,9 @@ def _per_head(x: torch.Tensor, heads: int) -> torch.Tensor:
     return x.unsqueeze(1).expand(M, heads, *x.shape[1:]).reshape(M * heads, *x.shape[1:])
 
 
-def sampled_logsumexp(critic: BatchedTwinCritic, obs: torch.Tensor, act: torch.Tensor, shift: float,
-                      update_stats: bool = True, precision: str = "fp32") -> torch.Tensor:
+def sampled_logsumexp(critic: BatchedTwinCritic, obs: torch.Tensor, act: torch.Tensor,
+                      shift: float | torch.Tensor, update_stats: bool = True, precision: str = "fp32",
+                      groups: int = 1) -> torch.Tensor:
     """``Σ_heads mean_B logsumexp_K(Q_h(o, a_k) − shift)`` per member, ``[M]``, with its gradient.
 
     The value and gradient equal those of ``critic(obs, act, heads=2)`` followed by the logsumexp and
@@ -61,19 +62,37 @@ def sampled_logsumexp(critic: BatchedTwinCritic, obs: torch.Tensor, act: torch.T
     the BatchNorm affine's gradients follow from the folded weight's gradient, so no input gradient is
     formed. ``precision="bf16"`` does the three layers' products in bfloat16 (the logsumexp, its softmax
     and every gradient accumulate in float32). ``act`` is ``[M, B, K, da]`` and must not need grad.
+
+    ``shift`` is one number (MA-CQL's uniform proposal) or a tensor ``[M, B, K]``, one per sampled action.
+    ``groups`` > 1 splits the K actions into that many equal consecutive slices that the authors' code
+    passes through the critic one after the other (HalfCheetah's uniform, π(o) and π(o′) samples): each
+    slice's action columns are normalised with its own batch statistics, and the running statistics are
+    updated once per slice, in order.
     """
     M, B, K, _ = act.shape
     do = critic.obs_dim
     p = critic.params.p
+    if groups < 1 or K % groups:
+        raise ValueError(f"{K} sampled actions do not split into {groups} equal groups")
+    Kg = K // groups
     with torch.no_grad():
         xo, mo, vo = _bn_train(obs, torch.ones_like(p["bn_w"][:, :do]), torch.zeros_like(p["bn_b"][:, :do]),
                                dims=(1,))
-        xa, ma, va = _bn_train(act, torch.ones_like(p["bn_w"][:, do:]), torch.zeros_like(p["bn_b"][:, do:]),
-                               dims=(1, 2))
-    if update_stats and critic.stats is not None:
-        critic.stats.update(slice(0, do), mo, vo, B * K)
-        critic.stats.update(slice(do, None), ma, va, B * K)
-    return _SampledLSE.apply(xo, xa, float(shift), compute_dtype(precision, xa.dtype), p["bn_w"], p["bn_b"],
+        parts = []
+        for k in range(0, K, Kg):
+            xa_k, ma, va = _bn_train(act[:, :, k:k + Kg] if groups > 1 else act,
+                                     torch.ones_like(p["bn_w"][:, do:]), torch.zeros_like(p["bn_b"][:, do:]),
+                                     dims=(1, 2))
+            parts.append(xa_k)
+            if update_stats and critic.stats is not None:
+                critic.stats.update(slice(0, do), mo, vo, B * Kg)
+                critic.stats.update(slice(do, None), ma, va, B * Kg)
+        xa = parts[0] if groups == 1 else torch.cat(parts, dim=2)
+    if not isinstance(shift, torch.Tensor):
+        shift = float(shift)
+    elif shift.shape != (M, B, K):
+        raise ValueError(f"a shift tensor must be shaped {(M, B, K)}, got {tuple(shift.shape)}")
+    return _SampledLSE.apply(xo, xa, shift, compute_dtype(precision, xa.dtype), p["bn_w"], p["bn_b"],
                              p["w1"], p["b1"], p["w2"], p["b2"], p["w3"], p["b3"])
 
 
@@ -100,6 +119,8 @@ class _SampledLSE(torch.autograd.Function):
         W2, B2 = w2.reshape(MH, h, h).to(cdt), b2.reshape(MH, 1, h).to(cdt)
         W3, B3 = w3.reshape(MH, 1, h).to(cdt), b3.reshape(MH, 1, 1).to(cdt)
         Wa_t, W2t, W3t = w_a.mT.to(cdt), W2.mT, W3.mT
+        if isinstance(shift, torch.Tensor):
+            shift = _per_head(shift.to(xa.dtype), H)  # [MH, B, K], sliced per chunk below
         f32 = {"device": xa.device, "dtype": xa.dtype}  # accumulators in the networks' dtype
         g_w2, g_b2 = torch.zeros(MH, h, h, **f32), torch.zeros(MH, 1, h, **f32)
         g_w3, g_b3 = torch.zeros(MH, 1, h, **f32), torch.zeros(MH, 1, 1, **f32)
@@ -115,7 +136,7 @@ class _SampledLSE(torch.autograd.Function):
             h1 = pre.view(MH, n, K, h).add_(u[:, i:j].unsqueeze(2)).relu_().view(MH, R, h)
             h2 = torch.baddbmm(B2, h1, W2t).relu_()
             q = torch.baddbmm(B3, h2, W3t).view(MH, n, K).to(xa.dtype)
-            z = q - shift
+            z = q - (shift[:, i:j] if isinstance(shift, torch.Tensor) else shift)
             total += torch.logsumexp(z, dim=2).sum(1)
             dq = torch.softmax(z, dim=2).view(MH, R, 1)  # d(Σ_states lse) / dq, scaled by 1/B below
             dq_c = dq.to(cdt)

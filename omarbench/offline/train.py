@@ -176,10 +176,15 @@ def train(
 
     name = canonical_name(algo)
     task_obj = parse_task_id(task) if isinstance(task, str) else task
-    check_task_level(task_obj, level)
+    level = check_task_level(task_obj, level)
     check_preset(preset)
     seeds = _check_seeds(seeds)
     check_backend(backend)
+    if task_obj.engine == "mujoco":  # the extra and the backend, before any work
+        from omarbench.tasks.mamujoco import require_mujoco, resolve_backend
+
+        resolve_backend(task_obj, backend)
+        require_mujoco()
     dev = _check_device(device)
     cfg = make_config(name, task_obj, level, preset, overrides)
     every = ck.resolve_every(checkpoint_every)

@@ -6,11 +6,10 @@
   between calls, so its trajectories are not Gymnasium's: shown for comparison only).
 * Behaviour learner: one MATD3 update round of both agents with ``HALFCHEETAH_MATD3`` (hidden 256,
   batch 256): centralised twin critics, target smoothing, the actor every second round.
-* Offline zoo: one update round of the batched learners (:class:`omarbench.algos.core.Learners`) at
-  HalfCheetah's sizes (2 agents, obs 6, act 3, hidden 256, batch 256), 1 and 5 seeds. MA-CQL and OMAR run
-  their MPE samplers here (10 uniform actions; 3 x 10 search samples); the HalfCheetah variants sample
-  3 x 10 actions for the penalty and 2 x 20 for the CEM, so they cost more (estimated below by the
-  number of critic evaluations).
+* Offline zoo: one update round of the batched learners (:class:`omarbench.offline.algos.core.Learners`) of
+  each paper algorithm with the ``halfcheetah-2x3`` preset row (hidden 256, batch 256; MA-CQL's uniform +
+  policy samples, OMAR's CEM), 5 seeds batched, and one periodic evaluation (10 episodes per seed, all
+  seeds stepped together), projected onto the offline presets' grids (4 algorithms x 4 levels x 5 seeds).
 
 Everything is measured in CPU seconds on one thread (``time.process_time``), alternating the
 candidates round by round so that load from other processes hits them alike; medians are printed with
@@ -27,8 +26,8 @@ import numpy as np
 import torch
 
 from omarbench.tasks.spec import parse_task_id
+from omarbench.vocab import PAPER_ALGOS
 
-PAPER_ROUNDS = 100_000  # the authors' offline training length on HalfCheetah
 LEVELS, SEEDS = 4, 5
 
 
@@ -151,21 +150,44 @@ class _Data:
         self.id = "bench-halfcheetah"
 
 
-def zoo_round_ms(rounds: int) -> dict[tuple[str, int], float]:
-    from omarbench.algos import get_algorithm
-    from omarbench.algos.core import Learners
+def zoo_round_ms(rounds: int) -> dict[str, float]:
+    """CPU ms of one update round of each paper algorithm, ``SEEDS`` seeds batched, HalfCheetah's preset row."""
+    from omarbench.offline.algos import get_algorithm
+    from omarbench.offline.algos.core import Learners
+    from omarbench.offline.presets import make_config
 
     data = _Data()
     fns = {}
-    for name in ("MA-TD3+BC", "MA-ICQ", "MA-CQL", "OMAR"):
-        cls = get_algorithm(name)
-        cfg = cls.config_cls().replace(hidden=256, batch_size=256, lr=3e-4, soft_update=0.005, gamma=0.99)
-        for seeds in (1, SEEDS):
-            learners = Learners(cls(cfg), list(range(seeds)), data)
-            learners.update()
-            fns[(name, seeds)] = learners.update
-    ms = interleaved_cpu_ms(fns, reps=rounds)
-    return ms
+    for name in PAPER_ALGOS:
+        cfg = make_config(name, "halfcheetah-2x3", "expert")
+        learners = Learners(get_algorithm(name)(cfg), list(range(SEEDS)), data)
+        learners.update()
+        fns[name] = learners.update
+    return interleaved_cpu_ms(fns, reps=rounds)
+
+
+def eval_ms(episodes: int) -> float:
+    """CPU ms of one evaluation of ``SEEDS`` seeds x ``episodes`` full episodes through the training loop's
+    :class:`~omarbench.offline.train.Evaluator` (batched actors, ``mujoco`` backend)."""
+    from omarbench.offline.algos import get_algorithm
+    from omarbench.offline.algos.core import Learners
+    from omarbench.offline.presets import make_config
+    from omarbench.offline.train import Evaluator
+
+    cfg = make_config("MA-TD3+BC", "halfcheetah-2x3", "expert")
+    learners = Learners(get_algorithm("MA-TD3+BC")(cfg), list(range(SEEDS)), _Data(1_000))
+    ev = Evaluator(parse_task_id("halfcheetah-2x3"), list(range(SEEDS)), episodes, "numpy", "cpu")
+    t = time.process_time()
+    ev.run(learners.act)
+    return (time.process_time() - t) * 1e3
+
+
+def grid_cost(round_ms: Mapping[str, float], eval_10_ms: float, values: Mapping[str, int]) -> dict[str, float]:
+    """CPU hours of the offline grid per algorithm (4 levels), training rounds plus evaluations."""
+    rounds, every = values["rounds"], values["eval_every"]
+    per_episode = eval_10_ms / 10
+    evals = (rounds // every + 1) * values["eval_episodes"] + values["final_episodes"]  # episodes per seed set
+    return {k: LEVELS * (rounds * ms + evals * per_episode) / 3.6e6 for k, ms in round_ms.items()}
 
 
 def run(quick: bool = False) -> None:
@@ -179,30 +201,40 @@ def run(quick: bool = False) -> None:
     upd, act_us = behaviour_update_ms(rounds)
     print(f"behaviour MATD3 update round (2 agents, hidden 256, batch 256): {upd:.1f} ms CPU; "
           f"acting {act_us:.1f} µs per transition")
-    zoo = zoo_round_ms(rounds)
-    print("offline zoo update round at HalfCheetah sizes (MPE samplers), ms CPU:")
-    for (name, seeds), ms in zoo.items():
-        print(f"  {name:10s} {seeds} seed{'s' if seeds > 1 else ' '} {ms:8.1f} ms  ({ms / seeds:6.1f} per seed)")
 
-    # projections ------------------------------------------------------------------------------------
+    # behaviour runs: where the time goes --------------------------------------------------------------
     from omarbench.collect.mujoco import mujoco_preset_config
 
     task = parse_task_id("halfcheetah-2x3")
-    env_us = env["batched, 16 envs"]
-    print("projected behaviour runs (one update per transition unless the preset says otherwise):")
+    print("projected behaviour runs, CPU-hours (MATD3 updates / MuJoCo steps / acting / evaluation episodes; "
+          "level rollouts not included):")
     for preset in ("quick", "paper"):
         c = mujoco_preset_config(task, preset).run
+        env_us = env[f"batched, {min((1, 16, 64), key=lambda e: abs(e - c.num_envs))} envs"]
         updates = max(0, c.total_steps - c.warmup_steps) * c.updates_per_step / c.num_envs
-        evals = c.total_steps / (c.num_envs * task.episode_length * c.segment_episodes) * c.eval_episodes * 1000
-        cpu_h = (updates * upd / 1e3 + (c.total_steps + evals) * (env_us + act_us) / 1e6) / 3600
-        print(f"  {preset:6s} {c.total_steps:>9,} transitions, {updates:>9,.0f} updates: {cpu_h:6.2f} CPU-hours")
-    # the HalfCheetah samplers' extra critic evaluations (per row: MPE 10 penalty / 30 search; HalfCheetah
-    # 30 penalty / 40 CEM), scaled on the measured penalty share of a round
-    td3 = zoo[("MA-TD3+BC", SEEDS)]
-    cql_hc = td3 + 3 * (zoo[("MA-CQL", SEEDS)] - td3)
-    omar_hc = cql_hc + (zoo[("OMAR", SEEDS)] - zoo[("MA-CQL", SEEDS)]) * 40 / 30
-    per_algo = {"MA-TD3+BC": td3, "MA-ICQ": zoo[("MA-ICQ", SEEDS)], "MA-CQL": cql_hc, "OMAR": omar_hc}
-    for label, rnds in (("paper", PAPER_ROUNDS), ("laptop", PAPER_ROUNDS // 10)):
-        total = sum(per_algo.values()) * LEVELS * rnds / 1e3 / 3600
-        print(f"offline grid, {label} ({rnds:,} rounds, 4 algorithms x 4 levels x {SEEDS} seeds batched): "
-              f"{total:6.1f} CPU-hours ({total / 2:5.1f} h on 2 cores; HalfCheetah samplers estimated)")
+        eval_steps = c.total_steps / (c.num_envs * c.segment_episodes) * c.eval_episodes
+        parts = {"updates": updates * upd / 1e3, "steps": c.total_steps * env_us / 1e6,
+                 "acting": c.total_steps * act_us / 1e6, "evaluation": eval_steps * (env_us + act_us) / 1e6}
+        total = sum(parts.values())
+        shares = ", ".join(f"{k} {v / 3600:.2f} ({100 * v / total:.1f}%)" for k, v in parts.items())
+        print(f"  {preset:6s} {c.total_steps:>9,} transitions, {updates:>9,.0f} update rounds: "
+              f"{total / 3600:6.2f} CPU-hours = {shares}")
+
+    # offline zoo ---------------------------------------------------------------------------------------
+    zoo = zoo_round_ms(max(3, rounds // 4))
+    print(f"offline zoo update round at the halfcheetah-2x3 preset row, {SEEDS} seeds batched, ms CPU:")
+    for name, ms in zoo.items():
+        print(f"  {name:10s} {ms:8.1f} ms  ({ms / SEEDS:6.1f} per seed)")
+    ev10 = eval_ms(2 if quick else 10) * (5 if quick else 1)
+    print(f"one evaluation, {SEEDS} seeds x 10 episodes of 1,000 steps: {ev10 / 1e3:.1f} s CPU")
+    from omarbench.offline.presets import HALFCHEETAH_LAPTOP, make_config
+
+    for preset, extra in (("quick", {}), ("paper", {}), ("laptop", HALFCHEETAH_LAPTOP)):
+        cfg = make_config("OMAR", task, "expert", "paper" if preset == "laptop" else preset, extra)
+        values = {k: getattr(cfg, k) for k in ("rounds", "eval_every", "eval_episodes", "final_episodes")}
+        cost = grid_cost(zoo, ev10, values)
+        total = sum(cost.values())
+        each = ", ".join(f"{k} {v:.2f}" for k, v in cost.items())
+        print(f"offline grid, {preset} ({values['rounds']:,} rounds, evaluation every {values['eval_every']} on "
+              f"{values['eval_episodes']} episodes, {values['final_episodes']} final; 4 algorithms x {LEVELS} "
+              f"levels x {SEEDS} seeds batched): {total:7.2f} CPU-hours ({each}); {total / 2:6.2f} h on 2 cores")

@@ -10,8 +10,9 @@ Measured here, in one run, on one thread, as CPU time of the process (see ``_clo
 * the update-round time of each algorithm on each task's learner sizes (5 seeds, batch 1,024), rounds
   of the algorithms interleaved so that load from other processes hits them alike (median);
 * one periodic evaluation (5 seeds × 10 episodes) and one final evaluation (5 × 100) per task;
-* behaviour training's env-steps/s per task, from the difference of two training runs of one and of
-  two or three checkpoint segments (so setup, warm-up steps and the final evaluation cancel out).
+* behaviour training's env-steps/s per task in steady state (:mod:`omarbench.perf.behaviour`: acting,
+  environment steps, replay buffer and the preset's gradient rounds; evaluations and checkpoint writes,
+  about 0.1 s per 10,000-step segment, left out).
 
 The projection multiplies each by the study's counts and divides the core-time by two (two single-
 threaded jobs at once, perfect packing: a lower bound on the real wall time). Dataset rollouts
@@ -24,10 +25,7 @@ from __future__ import annotations
 
 import os
 import statistics
-import tempfile
 import time
-from dataclasses import replace
-from pathlib import Path
 
 import torch
 
@@ -104,25 +102,13 @@ def eval_times(task_id: str, episodes: tuple[int, int] = (10, 100)) -> tuple[flo
     return out[0], out[1]
 
 
-def behaviour_rate(task_id: str, segments: int) -> tuple[float, int]:
-    """Behaviour training env-steps/s (``paper`` preset settings) and the preset's step budget: the
-    difference of a one-checkpoint-segment run and a ``1 + segments``-segment run (both start the same:
-    setup, warm-up steps, final evaluation), so the rate covers learning steps and checkpoints only."""
-    from omarbench.collect.collector import Collector, preset_config
+def behaviour_rate(task_id: str, steps: int, reps: int) -> tuple[float, int]:
+    """Behaviour training env-steps/s (``paper`` preset settings, steady state: see
+    :mod:`omarbench.perf.behaviour`) and the preset's step budget."""
+    from omarbench.collect.collector import preset_config
+    from omarbench.perf.behaviour import rate
 
-    task = parse_task_id(task_id)
-    full = preset_config(task, "paper")
-    seg = full.run.segment_steps
-    window = segments * seg
-    spent = []
-    for steps in (seg, seg + window):
-        cfg = replace(full, run=replace(full.run, total_steps=steps))
-        with tempfile.TemporaryDirectory() as tmp:
-            col = Collector(task, cfg, root=Path(tmp), progress=False, log=lambda s: None)
-            t = _clock()
-            col.train()
-            spent.append(_clock() - t)
-    return window / max(spent[1] - spent[0], 1e-9), full.run.total_steps
+    return rate(task_id, steps, reps), preset_config(parse_task_id(task_id), "paper").run.total_steps
 
 
 def authors_ratios(reps: int) -> dict[str, tuple[float, float]]:
@@ -208,7 +194,7 @@ def run(quick: bool = False) -> None:
         print(f"  {a:10s} {r15:5.1f}x vs 15 learners in one process, {r5:5.1f}x vs five per-seed runs", flush=True)
     behaviour_s = 0.0
     for t in GRID_TASKS + tuple(f"spread-n{n}" for n in SCALING_AGENTS):
-        rate, budget = behaviour_rate(t, 1 if quick else 2)
+        rate, budget = behaviour_rate(t, 10 if quick else 40, reps)
         behaviour_s += budget / rate
         print(f"  behaviour {t:10s} {rate:7,.0f} env-steps/s -> {budget:,} steps {budget / rate / 60:5.1f} min",
               flush=True)

@@ -100,7 +100,8 @@ BOUNDS: dict[str, tuple[float, float, bool]] = {
     "final_episodes": (1, 100_000, False),
     "lr": (0.0, 10.0, True), "gamma": (0.0, 1.0, False), "soft_update": (0.0, 1.0, True),
     "grad_clip": (0.0, 1e6, True), "action_l2": (0.0, 1e6, False),
-    "alpha": (0.0, 1e6, False), "cql_actions": (1, 1_000, False),  # MA-CQL, OMAR
+    "alpha": (0.0, 1e6, False), "cql_actions": (1, 1_000, False), "cql_policy_noise": (0.0, 1e3, True),  # MA-CQL
+    "omar_elites": (1, 1_000, False),  # OMAR's CEM
     "tau": (0.0, 1.0, False), "omar_iters": (1, 100, False), "omar_samples": (1, 1_000, False),  # OMAR
     "omar_mu0": (-1.0, 1.0, False), "omar_sigma0": (0.0, 1e3, True), "omar_sigma_min": (0.0, 1e3, True),
     "beta": (0.0, 1e9, True), "beta_q": (0.0, 1e9, True),  # MA-ICQ
@@ -163,10 +164,16 @@ class Learner(Protocol):
         """A callable ``samples [M, B, K, da] → Q1 [M, B, K]`` for many calls on the same ``obs`` (OMAR's
         search iterations), the critics' weights held fixed; ``precision`` ``"fp32"`` or ``"bf16"``."""
 
-    def sampled_logsumexp(self, obs: torch.Tensor, samples: torch.Tensor, log_density: float,
-                          precision: str = "fp32") -> torch.Tensor:
+    def sampled_logsumexp(self, obs: torch.Tensor, samples: torch.Tensor, log_density: float | torch.Tensor,
+                          precision: str = "fp32", groups: int = 1) -> torch.Tensor:
         """``Σ_heads mean_B logsumexp_k (Q(o, ã_k) − log_density)`` ``[M]`` of the online critics, with
-        gradients to their weights (CQL's penalty); ``precision`` of its products, ``"fp32"``/``"bf16"``."""
+        gradients to their weights (CQL's penalty); ``precision`` of its products, ``"fp32"``/``"bf16"``;
+        ``log_density`` one number or ``[M, B, K]``; ``groups`` consecutive slices of the K actions that
+        are separate critic passes (each normalised with its own batch statistics)."""
+
+    def policy_actions(self, obs: torch.Tensor) -> torch.Tensor:
+        """π(o) ``[M, B, da]`` of the online actors in train mode (batch statistics, running statistics
+        updated), without gradients (MA-CQL's policy samples on HalfCheetah)."""
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         """V(o) ``[M, B]`` of the state-value networks (algorithms with ``uses_value``)."""
@@ -319,9 +326,13 @@ class GroupLearner:
     def q1_search(self, obs: torch.Tensor, precision: str = "fp32"):
         return Q1Search(self.critic, obs, precision)
 
-    def sampled_logsumexp(self, obs: torch.Tensor, samples: torch.Tensor, log_density: float,
-                          precision: str = "fp32") -> torch.Tensor:
-        return sampled_logsumexp(self.critic, obs, samples, log_density, precision=precision)
+    def sampled_logsumexp(self, obs: torch.Tensor, samples: torch.Tensor, log_density: float | torch.Tensor,
+                          precision: str = "fp32", groups: int = 1) -> torch.Tensor:
+        return sampled_logsumexp(self.critic, obs, samples, log_density, precision=precision, groups=groups)
+
+    @torch.no_grad()
+    def policy_actions(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.actor(obs, train=True)
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         return self.value_net(obs)

@@ -407,6 +407,10 @@ def build_report(
         md += ["Notes:", "".join(f"- {n}\n" for n in summary.notes)]
     files["leaderboard.md"] = "\n".join(b.rstrip("\n") + "\n" for b in md).encode()
 
+    return _write_files(out_dir, files, summary)
+
+
+def _write_files(out_dir: Path, files: dict[str, bytes], summary: ReportSummary) -> ReportSummary:
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in sorted(files):
         path = out_dir / name
@@ -435,9 +439,4 @@ def _maze2d_report(runs: pd.DataFrame, curves: pd.DataFrame, references: str, sc
     ]
     summary.n_records = len(runs)
     files = maze2d_files(runs, curves, references, header, summary.notes)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name in sorted(files):
-        path = out_dir / name
-        atomic_write_bytes(path, files[name])
-        summary.files.append(path)
-    return summary
+    return _write_files(out_dir, files, summary)

@@ -142,6 +142,10 @@ def leftovers(folder: Path) -> list[str]:
         if name.endswith((".tmp", ".ckpt", ".lock", ".partial")) or ".creating-" in name:
             if name == ".omarbench-writer.lock":  # a finished store's advisory lock file (harmless, documented)
                 continue
+            # an empty flock file of a training job killed after its records were written: the next run
+            # skips the finished job and never takes that lock again; harmless (flock is never stale)
+            if name.endswith(".ckpt.lock") and p.stat().st_size == 0:
+                continue
             bad.append(str(p.relative_to(folder)))
     return sorted(bad)
 
@@ -327,7 +331,10 @@ def main(argv: list[str] | None = None) -> dict:
         signal.signal(signal.SIGTERM, previous)
         if not keep and not stopped:
             shutil.rmtree(work, ignore_errors=True)
-    checkpoint()
+    if keep:
+        checkpoint()
+    else:  # the work folder is gone: only the figures are left to report
+        state["wall_s"] = wall0 + time.perf_counter() - t0
     loads = sorted(LOADS) or [round(os.getloadavg()[0], 2)]
     out = {"collect": c, "eval": e, "seed": args.seed, "wall_s": round(state["wall_s"], 1),
            "load_1min": {"min": loads[0], "median": loads[len(loads) // 2], "max": loads[-1],

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from toy_offline import ToyAgent, ToyDataset, contextual_dataset, contextual_reward
+from toy_offline import ToyAgent, ToyDataset, contextual_dataset, toy_scores
 
 from omarbench.errors import UsageError
 from omarbench.offline.algos import ALGO_NAMES, canonical_name, get_algorithm
@@ -314,16 +314,7 @@ def test_icq_critic_target_with_flat_weights_is_the_sarsa_target():
 def test_each_algorithm_improves_on_a_contextual_toy(algo):
     ds = contextual_dataset(2048)
     L = _learners(algo, ds, batch_size=128, lr=3e-3, **({"tau": 0.5} if algo == "OMAR" else {}))
-    obs = np.random.default_rng(7).normal(size=(256, 6)).astype(np.float32)
-
-    def score():
-        a = L.act([torch.as_tensor(obs)[None]])[0, :, 0].numpy()
-        return contextual_reward(obs, a).mean()
-
-    before = score()
-    for _ in range(150):
-        L.update()
-    after = score()
+    before, after = toy_scores(L)
     behaviour = ds.agents[0].rewards.mean().item()
     assert after > before + 0.2, (before, after)
     assert after > behaviour, (after, behaviour)

@@ -2,10 +2,9 @@
 
 import math
 
-import numpy as np
 import pytest
 import torch
-from toy_offline import contextual_dataset, contextual_reward
+from toy_offline import contextual_dataset, toy_scores
 
 from omarbench.errors import UsageError
 from omarbench.offline.algos import get_algorithm
@@ -248,16 +247,7 @@ def test_member_of_a_batched_run_equals_a_lone_run(algo, n_agents):
 def test_each_variant_improves_on_a_contextual_toy(algo):
     ds = contextual_dataset(2048)
     L = _learners(algo, ds, batch_size=128, lr=3e-3, **({"tau": 0.5} if algo == "OMAR" else {}))
-    obs = np.random.default_rng(7).normal(size=(256, 6)).astype(np.float32)
-
-    def score():
-        a = L.act([torch.as_tensor(obs)[None]])[0, :, 0].numpy()
-        return contextual_reward(obs, a).mean()
-
-    before = score()
-    for _ in range(150):
-        L.update()
-    after = score()
+    before, after = toy_scores(L)
     assert after > before + 0.2, (before, after)
     assert after > ds.agents[0].rewards.mean().item(), after
 

@@ -62,6 +62,21 @@ def contextual_dataset(n: int = 4096, n_agents: int = 1, obs_dims=None, seed: in
                       learner_indices=tuple(range(len(obs_dims))))
 
 
+def toy_scores(learners, rounds: int = 150, probes: int = 256) -> tuple[float, float]:
+    """Mean contextual reward of ``learners``' greedy actions on fixed probe observations, before and after
+    ``rounds`` updates (the single-agent contextual toy of :func:`contextual_dataset`)."""
+    obs = np.random.default_rng(7).normal(size=(probes, 6)).astype(np.float32)
+
+    def score() -> float:
+        a = learners.act([torch.as_tensor(obs)[None]])[0, :, 0].numpy()
+        return float(contextual_reward(obs, a).mean())
+
+    before = score()
+    for _ in range(rounds):
+        learners.update()
+    return before, score()
+
+
 def rollout_dataset(task, episodes: int = 40, seed: int = 0, level: str = "random") -> ToyDataset:
     """Uniform-random learners on the reference (mpe2) backend, stored in episode order."""
     from omarbench.tasks.envs import make_vec_env

@@ -68,19 +68,19 @@ def items(text: str) -> list[str]:
     return [t.strip() for t in str(text).split(",") if t.strip()]
 
 
-def parse_levels(text: str) -> tuple[str, ...]:
-    """``all`` or a comma list of dataset levels, kept in the canonical order (``all``: every level of
-    every task, so MPE's four and maze2d's ``waypoint``; a grid keeps the ones each task has)."""
+def parse_levels(text: str, choices: tuple[str, ...] = ALL_LEVELS) -> tuple[str, ...]:
+    """``all`` or a comma list of ``choices``, kept in their order (by default every level of every task,
+    so MPE's four and maze2d's ``waypoint``, ``all`` included; a grid keeps the ones each task has)."""
     chosen = items(text)
     if len(chosen) == 1 and chosen[0].lower() == "all":
-        return ALL_LEVELS
+        return choices
     if not chosen:
-        raise bad_choice("level", text, ALL_LEVELS + ("all",))
+        raise bad_choice("level", text, choices + ("all",))
     for item in chosen:
-        if level_name(item) not in ALL_LEVELS:
-            raise bad_choice("level", item, ALL_LEVELS + ("all",))
+        if level_name(item) not in choices:
+            raise bad_choice("level", item, choices + ("all",))
     lowered = {level_name(i) for i in chosen}
-    return tuple(lv for lv in ALL_LEVELS if lv in lowered)
+    return tuple(lv for lv in choices if lv in lowered)
 
 
 def int_list(text: str, what: str, example: str, limit: int = 1_000_000) -> list[int]:

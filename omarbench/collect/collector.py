@@ -33,7 +33,7 @@ from omarbench.collect.matd3 import MATD3Config
 from omarbench.collect.run import ActorPolicy, BehaviourRun, RunConfig
 from omarbench.data import LEVELS, DatasetWriter, dataset_id, dataset_path, default_root, preset_root
 from omarbench.data.store import open_store
-from omarbench.errors import OmarbenchError, bad_choice
+from omarbench.errors import OmarbenchError
 from omarbench.guard import clean_stale_temps
 from omarbench.io import atomic_write_json
 from omarbench.paths import check_writable
@@ -410,13 +410,7 @@ def check_intact(path: Path, did: str) -> None:
 def resolve_levels(level: str) -> list[str]:
     """``all`` (the four levels of a behaviour run) or a comma list of them, spelled as every command accepts
     them (:func:`vocab.parse_levels`); maze2d's ``waypoint`` is refused here."""
-    if level.strip().lower() == "all":
-        return list(LEVELS)
-    chosen = parse_levels(level)
-    for lv in chosen:
-        if lv not in LEVELS:
-            raise bad_choice("level", lv, LEVELS + ("all",))
-    return list(chosen)
+    return list(parse_levels(level, LEVELS))
 
 
 def collect_mpe(task: Task, levels: list[str], *, transitions: int | None = None, seed: int = 0,

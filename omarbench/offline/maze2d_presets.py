@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from omarbench.errors import UsageError
+from omarbench.errors import UsageError, bad_choice
 
 CORL_CITATION = ("Tarasov, Nikulin, Akimov, Kurenkov, Kolesnikov. CORL: Research-oriented Deep Offline "
                  "Reinforcement Learning Library. NeurIPS 2023 Datasets and Benchmarks; maze2d configs of "
@@ -58,8 +58,6 @@ BUDGETS: dict[str, dict[str, Any]] = {"paper": {}, "laptop": LAPTOP, "quick": QU
 def maze2d_values(algo: str, preset: str) -> dict[str, Any]:
     """Every preset value of one maze2d run (the caller keeps the keys the algorithm's config has)."""
     if preset not in BUDGETS:
-        from omarbench.errors import bad_choice
-
         raise bad_choice("preset", preset, tuple(BUDGETS))
     values = {**PAPER, **COEFFICIENTS, **BUDGETS[preset]}
     if algo == "MA-IQL":

@@ -1,6 +1,7 @@
 """The committed leaderboards are what `omarbench report` makes of the committed run records: every table
 byte for byte, every figure present (figures are byte-identical too with the same matplotlib release)."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -44,3 +45,32 @@ def test_report_on_committed_records_regenerates_committed_files(name, tmp_path)
             assert produced[file][:4] == expected[file][:4] and len(produced[file]) > 1000
             continue
         assert produced[file] == expected[file], f"leaderboards/{name}/{file} differs from its regeneration"
+
+
+# records folders whose datasets have committed cards (the quick datasets are remade by the main line)
+CARDED = ("maze2d/records",)
+CARDS = Path(__file__).resolve().parent.parent / "dataset_cards"
+
+
+def _card_digests() -> dict[str, str]:
+    """dataset id -> the digest its committed card names."""
+    out = {}
+    for card in sorted(CARDS.glob("*.md")):
+        for line in card.read_text().splitlines():
+            if line.startswith("| digest |"):
+                out[card.stem] = line.split("`")[1]
+    return out
+
+
+@pytest.mark.parametrize("records", CARDED)
+def test_every_record_names_a_dataset_digest_of_a_committed_card(records):
+    folder = LEADERBOARDS / records
+    if not folder.is_dir():
+        pytest.skip(f"leaderboards/{records} is not committed")
+    cards = _card_digests()
+    files = sorted(folder.glob("*.json"))
+    assert files, f"no records in leaderboards/{records}"
+    for f in files:
+        ds = json.loads(f.read_text())["dataset"]
+        assert ds["id"] in cards, f"{f.name}: no committed card for dataset {ds['id']}"
+        assert ds["digest"] == cards[ds["id"]], f"{f.name}: digest differs from its card's"

@@ -12,7 +12,7 @@ from omarbench.cli import options as opt
 
 def collect_command(
     task: Annotated[str, typer.Argument(help="Task id: spread, spread-n5, tag, world (add :mpe2 for stock), "
-                                             "maze2d-umaze, maze2d-medium, maze2d-large.")],
+                                             "halfcheetah-2x3, maze2d-umaze, maze2d-medium, maze2d-large.")],
     level: Annotated[
         str, typer.Option("--level", help="all (default) or a comma list of random, medium-replay, medium, expert "
                                      "(maze2d: waypoint).")

@@ -30,12 +30,12 @@ import os
 import subprocess
 import warnings
 from collections.abc import Iterator, Mapping
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from omarbench.io import atomic_write_text
-from omarbench.versions import code_version, source_digest  # noqa: F401  (run keys use them)
+from omarbench.versions import combine, source_digest, version_string
 
 if TYPE_CHECKING:  # pandas is imported where tables are built, so writers stay light
     import pandas as pd
@@ -68,6 +68,28 @@ class RecordWarning(UserWarning):
 def canonical_json(obj: Any) -> str:
     """JSON with sorted keys and no spaces: equal objects give equal text (the basis of run keys)."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def run_digest(package_dir: str | os.PathLike | None = None, algo: str | None = None,
+               task: str | None = None, **kwargs: Any) -> str:
+    """:func:`omarbench.versions.source_digest` for ``algo``, combined with ``task``'s fixed agents (its
+    prey asset, from ``package_dir``'s when given) if it has any."""
+    from omarbench.tasks.prey import prey_version_part
+    from omarbench.tasks.spec import parse_task_id
+
+    digest = source_digest(package_dir, algo, **kwargs)
+    if task is None:
+        return digest
+    assets = Path(package_dir) / "assets" / "prey" if package_dir is not None else None
+    return combine(digest, prey_version_part(parse_task_id(task), assets))
+
+
+@cache
+def code_version(algo: str | None = None, task: str | None = None) -> str:
+    """``<omarbench version>+src.<12 hex>`` of :func:`run_digest`: the code a run of ``algo`` on ``task``
+    comes from (the sources alone when neither is given). Part of every run key: a run is redone when
+    it changes."""
+    return version_string(run_digest(algo=algo, task=task))
 
 
 def run_key(
@@ -183,8 +205,8 @@ def failed_record(
     """A complete record (status ``failed``) for a run that did not produce one itself."""
     if code_version_ is None:
         try:
-            code_version_ = code_version(algo)
-        except ValueError:  # not an algorithm of this package
+            code_version_ = code_version(algo, task)
+        except ValueError:  # not an algorithm (or task) of this package
             code_version_ = code_version()
     version = code_version_
     dataset = dict(dataset or {})

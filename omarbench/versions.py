@@ -8,7 +8,13 @@ the CLI or the docs keeps finished runs. Each module counts by its normalised so
 :func:`ast.unparse` gives back after docstrings are dropped and the package-internal part of every
 import is reduced to the imported names. Comments, docstrings, formatting, and where a module lives
 or what it is called do not count, and the per-module digests are combined as a sorted set, so the
-order (and the paths) they were found in play no part. Prey assets count by their bytes.
+order (and the paths) they were found in play no part.
+
+A task's fixed agents (tag's and world's prey) are part of its runs' versions
+(:func:`omarbench.results.code_version`, :func:`omarbench.tasks.prey.prey_version_part`): the bytes of the
+prey asset that task uses, or the placeholder's name when none is shipped. Only that task's asset counts,
+so shipping the prey of one task (or flavor) leaves every other task's runs as they are; provenance
+files next to the assets do not count.
 
 Each algorithm's runs have their own version: the shared sources plus the algorithm's own module in
 ``ALGO_PACKAGE`` and the algorithm modules it imports (found in the sources, not kept in a table), so
@@ -27,7 +33,6 @@ from pathlib import Path
 PACKAGE = "omarbench"
 # The package-relative paths that decide a run's numbers (a directory stands for its modules).
 RESULT_SOURCES: tuple[str, ...] = ("offline", "tasks", "data/reader.py", "data/schema.py")
-RESULT_ASSETS: tuple[str, ...] = ("assets/prey",)  # counted by content
 ALGO_PACKAGE = "offline/algos"  # the algorithms' own modules; the other algorithms' are left out of a version
 ALGO_SHARED: tuple[str, ...] = ("__init__", "core")  # modules of ALGO_PACKAGE every algorithm uses
 
@@ -118,7 +123,7 @@ def algorithm_modules(base: Path, algo_package: str = ALGO_PACKAGE) -> dict[str,
 
 def source_digest(package_dir: str | os.PathLike | None = None, algo: str | None = None, *,
                   sources: tuple[str, ...] = RESULT_SOURCES, algo_package: str = ALGO_PACKAGE) -> str:
-    """sha256 over the normalised result-deciding modules and the prey assets (see the module docstring).
+    """sha256 over the normalised result-deciding modules (see the module docstring).
 
     With ``algo`` (a canonical name), the other algorithms' own modules are left out.
     """
@@ -129,16 +134,24 @@ def source_digest(package_dir: str | os.PathLike | None = None, algo: str | None
         if algo not in per_algo:
             raise ValueError(f"no algorithm module names {algo!r}; known: {', '.join(sorted(per_algo))}")
         modules -= set().union(*per_algo.values()) - per_algo[algo]
-    parts = sorted({"py:" + _module_digest(f) for f in modules if _module_digest(f) != _EMPTY}
-                   | {"asset:" + hashlib.sha256(f.read_bytes()).hexdigest()
-                      for f in _files(base, RESULT_ASSETS, (".pt", ".json"))})
+    parts = sorted({"py:" + _module_digest(f) for f in modules if _module_digest(f) != _EMPTY})
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def combine(digest: str, part: str | None) -> str:
+    """``digest`` with one more component of a run's version (``None``: unchanged)."""
+    return digest if part is None else hashlib.sha256(f"{digest}\n{part}".encode()).hexdigest()
+
+
+def version_string(digest: str) -> str:
+    """``<omarbench version>+src.<12 hex>``."""
+    from omarbench import __version__
+
+    return f"{__version__}+src.{digest[:12]}"
 
 
 @cache
 def code_version(algo: str | None = None) -> str:
-    """``<omarbench version>+src.<12 hex>``: the package version and :func:`source_digest`, for one
-    algorithm's runs when ``algo`` is given. Part of every run key: a run is redone when it changes."""
-    from omarbench import __version__
-
-    return f"{__version__}+src.{source_digest(algo=algo)[:12]}"
+    """The version of the sources alone (for one algorithm's runs when ``algo`` is given); run keys use
+    :func:`omarbench.results.code_version`, which adds a task's fixed agents."""
+    return version_string(source_digest(algo=algo))

@@ -129,6 +129,33 @@ def test_code_version_follows_result_sources_only(tmp_path):
     assert rs.code_version().split("+src.")[1] == rs.source_digest()[:12]
 
 
+def test_a_task_version_follows_its_own_prey_asset_only(tmp_path):
+    """Shipping or retraining one task's prey reruns that task's runs and no other task's."""
+    from omarbench.tasks.prey import prey_version_part
+    from omarbench.tasks.spec import parse_task_id
+
+    pkg = _package_copy(tmp_path)
+    tasks = ("spread", "tag", "world", "tag:mpe2", "maze2d-umaze")
+
+    def digests():
+        return {t: rs.run_digest(pkg, "OMAR", t) for t in tasks}
+
+    v0 = digests()
+    assert v0["spread"] == v0["maze2d-umaze"] == rs.source_digest(pkg, "OMAR")  # no fixed agents
+    assert len({v0["spread"], v0["tag"], v0["world"], v0["tag:mpe2"]}) == 4
+    assert prey_version_part(parse_task_id("tag:mpe2"), pkg / "assets" / "prey") == "prey:placeholder-still"
+    prey = pkg / "assets" / "prey"
+    (prey / "tag+mpe2.pt").write_bytes((prey / "tag.pt").read_bytes())  # a prey shipped for tag:mpe2
+    v1 = digests()
+    assert [t for t in tasks if v1[t] != v0[t]] == ["tag:mpe2"]
+    (prey / "tag.json").write_text("{}")  # provenance does not count
+    assert digests() == v1
+    (prey / "world.pt").write_bytes((prey / "world.pt").read_bytes() + b"\0")
+    v2 = digests()
+    assert [t for t in tasks if v2[t] != v1[t]] == ["world"]
+    assert rs.code_version("OMAR", "tag").split("+src.")[1] == rs.run_digest(algo="OMAR", task="tag")[:12]
+
+
 def test_comments_docstrings_and_formatting_do_not_change_a_version(tmp_path):
     pkg = _package_copy(tmp_path)
     before = {a: rs.source_digest(pkg, a) for a in [None, *_algos()]}

@@ -95,7 +95,7 @@ def fake_hooks(train=fake_train, present=None, collect_fails=()):
         present.add((task, level))
 
     hooks = sweep.Hooks(train=train, ensure_dataset=ensure, dataset_info=info, resolve_config=fake_config,
-                        code_version=lambda algo: VERSION)
+                        code_version=lambda algo, task: VERSION)
     hooks.collected = collected
     return hooks
 

@@ -50,8 +50,9 @@ def test_eval_then_report_with_the_real_trainer(tmp_path):
 
     df = rs.load_records(quick_root / "results")
     assert len(df) == 8 and (df["status"] == "ok").all() and df["normalised"].notna().all()
-    assert all(df["code_version"] == [rs.code_version(a) for a in df["algo"]])  # each algorithm its own
-    assert df["code_version"].nunique() == 2
+    # each algorithm its own, and tag's runs their prey's
+    assert all(df["code_version"] == [rs.code_version(a, t) for a, t in zip(df["algo"], df["task"])])
+    assert df["code_version"].nunique() == 4
 
     from omarbench.report import build_report
 

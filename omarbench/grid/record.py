@@ -53,8 +53,8 @@ class Recorder:
             rec = rs.failed_record(
                 algo=job.algo, task=job.task, level=job.level, seed=seed, preset=self.spec.preset, reason=reason,
                 config=self.configs.get((job.algo, job.task, job.level)), dataset=_dataset_block(job, info),
-                reference_returns=info.get("reference_returns"), code_version_=self.code_version(job.algo),
-                device=self.spec.device,
+                reference_returns=info.get("reference_returns"),
+                code_version_=self.code_version(job.algo, job.task), device=self.spec.device,
             )
             if not _finished(self.results_dir / rs.record_filename(rec)):  # another process's finished run stays
                 rs.write_record(self.results_dir, rec)

@@ -93,7 +93,7 @@ class Hooks:
     ensure_dataset: Callable[..., Any]
     dataset_info: Callable[..., dict[str, Any] | None]
     resolve_config: Callable[..., dict[str, Any]] | None = None
-    code_version: Callable[[str], str] = rs.code_version  # algorithm (canonical name) -> version
+    code_version: Callable[[str, str], str] = rs.code_version  # (algorithm, task id) -> version
 
 
 def default_hooks() -> Hooks:
@@ -227,7 +227,7 @@ def run_sweep(
             failed_now.append((job, broken[(job.task, job.level)]))
             continue
         config = configs[(job.algo, job.task, job.level)]
-        version = hooks.code_version(job.algo)
+        version = hooks.code_version(job.algo, job.task)
         left = []
         for seed in job.seeds:
             key = rs.run_key(job.algo, job.task, job.level, seed, spec.preset, config, info.get("digest"), version)

@@ -214,7 +214,7 @@ def train(
     curves: list[list[dict]] = [[] for _ in seeds]
     failed: dict[int, str] = {}
     S = len(seeds)
-    version = rs.code_version(name)
+    version = rs.code_version(name, task_obj.id)
     config = cfg.to_dict()
     keys = [rs.run_key(name, task_obj.id, level, s, preset, config, ds_info["digest"], version) for s in seeds]
     ckpt = ck.Checkpointer(results_dir, ck.job_identity(

@@ -48,6 +48,18 @@ def prey_asset_path(task: Task) -> Path:
     return PREY_ASSETS / f"{task.id.replace(':', '+')}.pt"
 
 
+def prey_version_part(task: Task, assets: Path | None = None) -> str | None:
+    """What a task's fixed agents add to its runs' code versions: ``None`` when every agent learns, else
+    ``prey:<sha256 of the task's prey asset>``, or ``prey:<placeholder name>`` when none is shipped
+    (``assets``: another copy of the prey folder, for tests)."""
+    if task.fixed_policy is None:
+        return None
+    path = (assets if assets is not None else PREY_ASSETS) / prey_asset_path(task).name
+    if not path.is_file():
+        return f"prey:{StillPrey.name}"
+    return "prey:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 class TrainedPrey:
     """A frozen prey actor shipped with omarbench (deterministic: no noise)."""
 

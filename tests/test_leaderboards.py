@@ -48,7 +48,7 @@ def test_report_on_committed_records_regenerates_committed_files(name, tmp_path)
 
 
 # records folders whose datasets have committed cards (the quick datasets are remade by the main line)
-CARDED = ("maze2d/records",)
+CARDED = ("maze2d/records", "paper/rerun/records")
 CARDS = Path(__file__).resolve().parent.parent / "dataset_cards"
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import os
-from functools import cache, lru_cache
+from functools import lru_cache
 from pathlib import Path
 
 PACKAGE = "omarbench"
@@ -148,10 +148,3 @@ def version_string(digest: str) -> str:
     from omarbench import __version__
 
     return f"{__version__}+src.{digest[:12]}"
-
-
-@cache
-def code_version(algo: str | None = None) -> str:
-    """The version of the sources alone (for one algorithm's runs when ``algo`` is given); run keys use
-    :func:`omarbench.results.code_version`, which adds a task's fixed agents."""
-    return version_string(source_digest(algo=algo))

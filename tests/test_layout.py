@@ -151,7 +151,7 @@ from omarbench.grid import sweep
 from omarbench.offline.algos import ALGORITHMS, canonical_name
 from omarbench.offline.presets import resolve_config
 from omarbench.perf import zoo
-from omarbench.versions import code_version
+from omarbench.results import code_version
 
 assert "DEMO-X" in ALGORITHMS and canonical_name("DemoX") == "DEMO-X"
 assert "DEMO-X" in sweep.parse_algos("all") and sweep.parse_algos("demox") == ("DEMO-X",)

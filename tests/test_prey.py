@@ -86,3 +86,28 @@ def test_shipped_prey_scores_as_recorded(tid):
     for team in ("random", "chase"):
         assert scores[team]["mean"] == pytest.approx(prov["chosen"]["scores"][team]["mean"], abs=1e-6)
         assert scores[f"{team}_catches"] == pytest.approx(prov["chosen"]["scores"][f"{team}_catches"])
+
+
+def test_prey_training_writes_a_prey_its_provenance_describes(tmp_path):
+    """The whole `omarbench prey train` path on a tiny budget: co-training, scoring, selection, the files."""
+    from omarbench.collect.matd3 import MATD3Config
+    from omarbench.collect.prey_training import train_prey
+    from omarbench.collect.run import RunConfig
+
+    config = RunConfig(total_steps=1_200, num_envs=8, segment_episodes=2, warmup_steps=400, eval_episodes=4,
+                       matd3=MATD3Config(batch_size=64, hidden=16))
+    out = tmp_path / "prey" / "tag.pt"
+    path = train_prey("tag", root=tmp_path / "data", config=config, out=out, episodes=12, log=lambda s: None)
+    assert path == out
+    prov = json.loads(out.with_suffix(".json").read_text())
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == prov["sha256"]
+    assert "a checkpoint every 400 steps" in prov["how"]  # 2 rounds of 8 episodes of 25 steps
+    assert [c["steps"] for c in prov["candidates"]][:1] == [0] and len(prov["candidates"]) >= 2
+    assert prov["chosen"] == select_candidate(prov["candidates"], prov["targets"])
+    assert prov["predator_teams"]["episodes"] == 12 and prov["config"]["total_steps"] == 1_200
+    prey = TrainedPrey(out)  # what a task using this asset would load
+    assert prey.digest == prov["sha256"] and prey.provenance == prov
+    task = parse_task_id("tag")
+    obs = np.zeros((3, task.agents[task.fixed_indices[0]].obs_dim))
+    act = prey(obs)
+    assert act.shape == (3, 2) and np.all(np.abs(act) <= 1.0)

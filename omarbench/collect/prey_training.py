@@ -200,10 +200,11 @@ def train_prey(task_id: str, *, seed: int = 0, root: str | os.PathLike | None = 
     data = torch_bytes(blob)
     curve = [{"steps": c["steps"], "prey_return": c["eval_agent_returns"][prey],
               "predator_return": c["eval_return"]} for c in info["checkpoints"]]
+    every = config.segment_episodes * config.num_envs * co_task.episode_length  # env-steps a segment
     provenance = {
         "task": task.id,
         "how": "MATD3 co-training of predators and prey (every agent learning), a checkpoint every "
-               f"{config.segment_steps:,} steps; the prey of one checkpoint chosen by the rule and frozen",
+               f"{every:,} steps; the prey of one checkpoint chosen by the rule and frozen",
         "rule": RULE,
         "tolerances": {"TOLERANCE": TOLERANCE, "TOLERANCE_CATCHES": TOLERANCE_CATCHES},
         "targets": targets,

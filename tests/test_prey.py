@@ -78,7 +78,7 @@ def test_shipped_prey_matches_its_provenance(tid):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("tid", ("tag", "world"))
+@pytest.mark.parametrize("tid", PREY_TASKS)
 def test_shipped_prey_scores_as_recorded(tid):
     task = parse_task_id(tid)
     prov = json.loads(prey_asset_path(task).with_suffix(".json").read_text())

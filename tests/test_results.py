@@ -135,6 +135,8 @@ def test_a_task_version_follows_its_own_prey_asset_only(tmp_path):
     from omarbench.tasks.spec import parse_task_id
 
     pkg = _package_copy(tmp_path)
+    for f in (pkg / "assets" / "prey").glob("tag+mpe2.*"):  # start from tag:mpe2 with no prey shipped
+        f.unlink()
     tasks = ("spread", "tag", "world", "tag:mpe2", "maze2d-umaze")
 
     def digests():

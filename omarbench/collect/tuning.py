@@ -20,6 +20,7 @@ from typing import Any
 def _settings(info: dict[str, Any]) -> list[str]:
     cfg = info["config"]
     m = cfg["matd3"]
+    every = cfg["segment_episodes"] * cfg["num_envs"] * info["task"]["episode_length"]  # env-steps a segment
     return [
         f"- budget {cfg['total_steps']:,} steps, {cfg['num_envs']} environments, "
         f"{cfg['updates_per_step']} gradient round(s) per batched step, warm-up {cfg['warmup_steps']:,}",
@@ -29,7 +30,7 @@ def _settings(info: dict[str, Any]) -> list[str]:
         f"- exploration noise {m['expl_noise']}, target noise {m['target_noise']} "
         f"(clip {m['target_noise_clip']}), "
         f"policy delay {m['policy_delay']}, gradient clip {m['grad_clip']}",
-        f"- checkpoint every {cfg['segment_episodes'] * cfg['num_envs'] * 25:,} steps, evaluated over "
+        f"- checkpoint every {every:,} steps, evaluated over "
         f"{cfg['eval_episodes']} deterministic episodes",
         f"- seed {info['seed']}, backend {info['backend']}, fixed policy "
         f"{(info.get('fixed_policy') or {}).get('name', 'none')}",

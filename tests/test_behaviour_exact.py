@@ -62,6 +62,8 @@ def fingerprint(run_dir: Path) -> dict[str, str]:
     out = {}
     info = json.loads((run_dir / "run.json").read_text())
     info.pop("wall_time_s", None)
+    # the kernel a run was made on: which golden set applies (checked by the test), not part of the digest
+    info.pop("matmul_kernel", None)
     out["run.json"] = hashlib.sha256(json.dumps(info, sort_keys=True).encode()).hexdigest()
     for f in sorted((run_dir / "experience").glob("*.npz")):
         h = hashlib.sha256()
@@ -100,7 +102,7 @@ def train(task_id: str, cfg: RunConfig, run_dir: Path, seed: int, backend: str, 
     return run.train()
 
 
-GOLDEN: dict[str, dict[str, str]] = {
+GOLDEN_INTEL: dict[str, dict[str, str]] = {
     "spread": {
         "run.json": "9180f87463b6bf33875a9078faf86235e963e193581759bfe884e01586e0e720",
         "experience/0001.npz": "e12efe46292464f813cb1d60b994764f161886ce5ede817c117b85a71bae49ad",
@@ -143,17 +145,78 @@ GOLDEN: dict[str, dict[str, str]] = {
     },
 }
 
-# task -> (config, seed, backend); the golden values were made on this CPU capability (matrix products'
-# rounding may differ on another instruction set, where only the comparison with the reference runs)
+# task -> (config, seed, backend)
 CASES = {"spread": (_mpe_config, 3, "numpy"), "tag": (_mpe_config, 1, "numpy"), "world": (_mpe_config, 2, "numpy"),
          "halfcheetah-2x3": (_mujoco_config, 0, "mujoco")}
-GOLDEN_CPU = "AVX512"
+
+# recorded on an AMD EPYC (family 26, AVX-512 with avx512_bf16, no AMX), torch 2.13.0
+GOLDEN_AMD: dict[str, dict[str, str]] = {
+    "spread": {
+        "run.json": "64ffc6c7210de409466107d4acd60ecdf68d24eb3b3e9c3189ec2c14ba429805",
+        "experience/0001.npz": "96edb28ffa1aae431651e51aa48035bc69edb2a00dde0cda5f0687e01ef170fc",
+        "experience/0002.npz": "ca7d0c00a426283a01daca779e27761c215ec82cb79f396f9f8a61012c33df10",
+        "experience/0003.npz": "a45c971b44786f5e3240a7adaf6517e6774353f5b6ff3a74037833730ec33a2b",
+        "checkpoints/0000.pt": "45cbf78aae92a01bfbf0f6c031d67659968b2eab11f7c574200ec79a472e0f04",
+        "checkpoints/0001.pt": "613dbe4bf926c09ae44447e6ce0d99cd8fbe8a2acbfff65c6ddb0002014fe271",
+        "checkpoints/0002.pt": "25a1b5924533b9f251338907cd7d7e4b4617fde3c5de865ccf72d990795b3c53",
+        "checkpoints/0003.pt": "a9c0dee3addddc5074861c568e2d4fff6e4d5690f4b7be7dc83bf7acfb1de4c4",
+        "state.pt": "80b811cd0aa56a5f7ca874d23149f6bebbe356a71c45cf694990afba414af989",
+    },
+    "tag": {
+        "run.json": "f59beca73755835bcfcb309cb1e9bc9d7f0b0260eba1f9d9daeba1e58fc8fb42",
+        "experience/0001.npz": "f8b62d654d9448f030dadde2184c358fec77522f1bdc84d02aa76f4e12f1a15d",
+        "experience/0002.npz": "0baab824df74b5257f7248512238333a653b688de5da607ed31ee6242f178cb9",
+        "experience/0003.npz": "dc123f54f58fe381ac1a2655b686a9deeeaa2d2f5b3d1dbe8aa4d5c835ca7a26",
+        "checkpoints/0000.pt": "b2d6089d26e0e3e63a7dc7a620aeea9e63e1fc485551056c5d8a0482246eb8e9",
+        "checkpoints/0001.pt": "76d6d0f5edaaed631cabd8511636c369b24b7c2dc0856666bc8e7fc0e43cbc9e",
+        "checkpoints/0002.pt": "c8e30a34403b8dcbf2a7ae6e8f97d5e600018956cd65f96beb604dc727cdf3e1",
+        "checkpoints/0003.pt": "b54243d43e38663add65142503a79abe56673d2f03c03aa1d5abad3808f83d3e",
+        "state.pt": "271d8d55f5225d804be654e2f37fe1b1b2b5272d48dde809cb24b1951e4f4e88",
+    },
+    "world": {
+        "run.json": "1464406277130f7381e86cd36af0f3d37eefd40f1687f44245a9bd409e567f57",
+        "experience/0001.npz": "a795ee14cb7908ea7c68a030f0f388129214efd24341d6a3f3508a630049c99d",
+        "experience/0002.npz": "6dbd1bc3604d23f7839352ce952d645b811770ae953220eb72716dd520b9a8ab",
+        "experience/0003.npz": "90397cc5c7fafa549293d9fcfb0b9b41431eee06a09c124cc886e60371f1bc24",
+        "checkpoints/0000.pt": "0a8ad12d5279d6783f1253e150b46a7dbda7885c6e3f04113306cb9f68e8056a",
+        "checkpoints/0001.pt": "2fd8a5ae55b1bd62295188d32c03a1e499b742c309026aabdd497f6fd5901dff",
+        "checkpoints/0002.pt": "d6c950fd39d83d9b54c436d2a5e52835f272cbfaf294ffa8ec36eb2633caa109",
+        "checkpoints/0003.pt": "f9aaeddc78bbf36356adbdd6b4e8d066d130250af42daa490c2476e01b50ad5f",
+        "state.pt": "54a9f89be5b5c85f1061c03358929e6cb6f9abeff6e8a6a026b46a841aad04a0",
+    },
+    "halfcheetah-2x3": {
+        "run.json": "ec0946dfbc8e2a7041bae70e77cc328a4bb14957245d21b37e4926d81cd46a5a",
+        "experience/0001.npz": "25894cacce63c19c80be96d6a4d3d5d11e89e859d862414fa731657ecf95e9bd",
+        "checkpoints/0000.pt": "54d1c0e73b0a966323c82e4fa58950c5d95138d362219a3fd2abea922334fe2a",
+        "checkpoints/0001.pt": "6d4b7ab7e90e9c3dee28b7a42c0f71f2a11021b2343bcac612de338c27f80c1f",
+        "state.pt": "776ab81dc120fa29ed697e2109d1fea2931a9bfc8bcb25833c2473b9b79f1c15",
+    },
+}
+
+# Matrix products round differently by kernel and instruction set, so each golden set belongs to the
+# (CPU vendor, torch's CPU capability) it was recorded on, with the kernels omarbench picks there by
+# default: MKL's AVX-512 code on an Intel CPU; on an AMD CPU, MKL (which runs its AVX2 code there) for
+# these runs' narrow networks (hidden 64, see behaviour_kernel). Elsewhere, or with OMARBENCH_MATMUL set,
+# only the comparison with the reference learner runs.
+GOLDEN_SETS = {("GenuineIntel", "AVX512"): GOLDEN_INTEL, ("AuthenticAMD", "AVX512"): GOLDEN_AMD}
 
 
-def _needs_golden_cpu():
-    cap = torch.backends.cpu.get_cpu_capability()
-    if cap != GOLDEN_CPU:
-        pytest.skip(f"golden digests were recorded with CPU capability {GOLDEN_CPU}, this one is {cap}")
+def _golden() -> dict[str, dict[str, str]]:
+    import os
+
+    from omarbench.offline.kernels import ENV_VAR, cpu_info
+
+    key = (cpu_info()[0], torch.backends.cpu.get_cpu_capability())
+    if os.environ.get(ENV_VAR, "auto").strip().lower() not in ("", "auto"):
+        pytest.skip(f"{ENV_VAR} is set: the golden digests were recorded with the default kernels")
+    if key not in GOLDEN_SETS:
+        pytest.skip(f"no golden digests recorded for (vendor, capability) = {key}; "
+                    f"recorded: {sorted(GOLDEN_SETS)}")
+    return GOLDEN_SETS[key]
+
+
+def _kernel_of(run_dir: Path) -> str:
+    return json.loads((run_dir / "run.json").read_text()).get("matmul_kernel")
 
 
 def _needs_mujoco(task_id):
@@ -166,20 +229,23 @@ def _needs_mujoco(task_id):
     "spread", pytest.param("tag", marks=pytest.mark.slow), pytest.param("world", marks=pytest.mark.slow),
     pytest.param("halfcheetah-2x3", marks=pytest.mark.slow)])
 def test_behaviour_run_matches_the_golden_digests(task_id, tmp_path):
-    _needs_golden_cpu()
+    from omarbench.collect.run import behaviour_kernel
+
+    golden = _golden()
     _needs_mujoco(task_id)
     make, seed, backend = CASES[task_id]
     train(task_id, make(), tmp_path / "run", seed, backend)
-    assert fingerprint(tmp_path / "run") == GOLDEN[task_id]
+    assert _kernel_of(tmp_path / "run") == behaviour_kernel(make().matd3)
+    assert fingerprint(tmp_path / "run") == golden[task_id]
 
 
 @pytest.mark.slow
 def test_a_resumed_run_matches_the_golden_digests(tmp_path):
-    _needs_golden_cpu()
+    golden = _golden()
     make, seed, backend = CASES["tag"]
     cfg = make()
     train("tag", cfg, tmp_path / "run", seed, backend, stop_after=cfg.total_steps // 2)
-    assert fingerprint(tmp_path / "run") == GOLDEN["tag"]
+    assert fingerprint(tmp_path / "run") == golden["tag"]
 
 
 @pytest.mark.parametrize("task_id", ["spread", pytest.param("tag", marks=pytest.mark.slow),
@@ -223,3 +289,32 @@ def test_the_replay_buffer_wraps_like_the_previous_one():
     for a, c in zip(new.sample(6, g1), old.sample(6, g2)):
         for x, y in zip(a if isinstance(a, list) else [a], c if isinstance(c, list) else [c]):
             assert torch.equal(x, y) and x.is_contiguous()
+
+
+def test_a_run_resumes_only_on_the_kernel_it_started_on(tmp_path):
+    """A run records its matmul kernel; continuing it on the other one (whose rounding differs) is refused
+    with a one-line error naming the setting that resumes it, and the run's files are left as they were."""
+    from omarbench.collect.run import behaviour_kernel
+    from omarbench.errors import OmarbenchError
+
+    make, seed, backend = CASES["spread"]
+    cfg = make()
+    run_dir = tmp_path / "run"
+    task = parse_task_id("spread")
+    with pytest.raises(_Interrupt):
+        BehaviourRun(task, run_dir, cfg, seed=seed, backend=backend).train(
+            progress=lambda steps, total, ret: (_ for _ in ()).throw(_Interrupt()))
+    info = json.loads((run_dir / "run.json").read_text())
+    kernel = behaviour_kernel(cfg.matd3)
+    assert info["matmul_kernel"] == kernel
+    other = "mkl" if kernel == "onednn" else "onednn"
+    info["matmul_kernel"] = other
+    (run_dir / "run.json").write_text(json.dumps(info))
+    before = fingerprint(run_dir)
+    with pytest.raises(OmarbenchError, match=f"OMARBENCH_MATMUL={other} to resume"):
+        BehaviourRun(task, run_dir, cfg, seed=seed, backend=backend).train()
+    assert fingerprint(run_dir) == before
+    if kernel == "mkl":  # a run.json from before the field existed was made on MKL: it resumes
+        del info["matmul_kernel"]
+        (run_dir / "run.json").write_text(json.dumps(info))
+        assert BehaviourRun(task, run_dir, cfg, seed=seed, backend=backend).train()["status"] == "finished"

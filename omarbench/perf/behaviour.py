@@ -26,7 +26,9 @@ import torch
 from torch import nn
 
 from omarbench.collect.matd3 import MATD3, AgentsTwinCritic, ReplayBuffer
+from omarbench.collect.run import behaviour_kernel
 from omarbench.errors import UsageError
+from omarbench.offline.kernels import matmul_kernel
 
 FILL = 20_000  # replay transitions before timing starts (the preset's warm-up is 5,000)
 TASKS = ("spread", "world", "halfcheetah-2x3")
@@ -173,6 +175,7 @@ class Loop:
         self.learner = cls(dims, self.cfg.matd3, seed=seed, act_dim=task.act_dim)
         self.buffer = buf(dims, self.cfg.buffer_size, act_dim=task.act_dim)
         self.rng = np.random.default_rng(seed + 2)
+        self.kernel = behaviour_kernel(self.cfg.matd3)
         self.env = make_vec_env(task, self.cfg.num_envs, backend, seed=seed, fixed_policy=fixed_policy_for(task))
         self.obs = self.env.reset()
         self.acc = 0.0
@@ -189,9 +192,10 @@ class Loop:
         self.actions.append(acts)
         if learn and self.buffer.size >= cfg.warmup_steps:
             self.acc += cfg.updates_per_step
-            while self.acc >= 1:
-                self.learner.update(self.buffer)
-                self.acc -= 1
+            with matmul_kernel(self.kernel):  # the gradient rounds' kernel, as in a behaviour run here
+                while self.acc >= 1:
+                    self.learner.update(self.buffer)
+                    self.acc -= 1
 
     def window(self, steps: int) -> float:
         """CPU seconds of ``steps`` batched steps."""

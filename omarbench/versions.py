@@ -32,7 +32,7 @@ from pathlib import Path
 
 PACKAGE = "omarbench"
 # The package-relative paths that decide a run's numbers (a directory stands for its modules).
-RESULT_SOURCES: tuple[str, ...] = ("offline", "tasks", "data/reader.py", "data/schema.py")
+RESULT_SOURCES: tuple[str, ...] = ("offline", "kernels.py", "tasks", "data/reader.py", "data/schema.py")
 ALGO_PACKAGE = "offline/algos"  # the algorithms' own modules; the other algorithms' are left out of a version
 ALGO_SHARED: tuple[str, ...] = ("__init__", "core")  # modules of ALGO_PACKAGE every algorithm uses
 

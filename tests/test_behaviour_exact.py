@@ -204,7 +204,7 @@ GOLDEN_SETS = {("GenuineIntel", "AVX512"): GOLDEN_INTEL, ("AuthenticAMD", "AVX51
 def _golden() -> dict[str, dict[str, str]]:
     import os
 
-    from omarbench.offline.kernels import ENV_VAR, cpu_info
+    from omarbench.kernels import ENV_VAR, cpu_info
 
     key = (cpu_info()[0], torch.backends.cpu.get_cpu_capability())
     if os.environ.get(ENV_VAR, "auto").strip().lower() not in ("", "auto"):

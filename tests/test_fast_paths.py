@@ -15,8 +15,8 @@ import pytest
 import torch
 from toy_offline import contextual_dataset
 
+from omarbench import kernels
 from omarbench.errors import UsageError
-from omarbench.offline import kernels
 from omarbench.offline.algos import get_algorithm
 from omarbench.offline.algos.core import Learners
 from omarbench.offline.nn import BatchedTwinCritic

@@ -42,7 +42,7 @@ from omarbench.collect.matd3 import MATD3, Actor, MATD3Config, ReplayBuffer
 from omarbench.errors import OmarbenchError
 from omarbench.guard import FileLock, clean_stale_temps
 from omarbench.io import atomic_write_bytes, atomic_write_json
-from omarbench.offline.kernels import ENV_VAR, matmul_kernel, resolve_kernel
+from omarbench.kernels import ENV_VAR, matmul_kernel, resolve_kernel
 from omarbench.tasks.envs import make_vec_env
 from omarbench.tasks.prey import FixedPolicy
 from omarbench.tasks.spec import Task
@@ -79,7 +79,7 @@ ONEDNN_MIN_HIDDEN = 256  # oneDNN pays off from this width (README, *Behaviour t
 
 def behaviour_kernel(matd3: MATD3Config) -> str:
     """The matmul kernel of a run's gradient rounds: ``$OMARBENCH_MATMUL`` if set to a kernel, else the
-    process's choice (:func:`omarbench.offline.kernels.resolve_kernel`) for networks of at least
+    process's choice (:func:`omarbench.kernels.resolve_kernel`) for networks of at least
     ``ONEDNN_MIN_HIDDEN`` units and MKL for narrower ones. Measured on an AMD EPYC with AVX-512 (whole
     behaviour loops, the two kernels interleaved in one process, CPU time, medians of 9): with the gradient
     rounds on oneDNN, spread's loop (hidden 64) ran at 0.93x MKL's speed, world's at 0.99x and

@@ -28,7 +28,7 @@ from torch import nn
 from omarbench.collect.matd3 import MATD3, AgentsTwinCritic, ReplayBuffer
 from omarbench.collect.run import behaviour_kernel
 from omarbench.errors import UsageError
-from omarbench.offline.kernels import matmul_kernel
+from omarbench.kernels import matmul_kernel
 
 FILL = 20_000  # replay transitions before timing starts (the preset's warm-up is 5,000)
 TASKS = ("spread", "world", "halfcheetah-2x3")

@@ -15,7 +15,9 @@ Measured here, in one run, on one thread, as CPU time of the process (see ``_clo
   about 0.1 s per 10,000-step segment, left out).
 
 The projection multiplies each by the study's counts and divides the core-time by two (two single-
-threaded jobs at once, perfect packing: a lower bound on the real wall time). Dataset rollouts
+threaded jobs at once, perfect packing: a lower bound on the real wall time). It is printed twice: as
+the study runs by default, and with MA-CQL's and OMAR's sampled-action and search passes in bfloat16
+(``sample_precision="bf16"``, timed in the same interleaved rounds). Dataset rollouts
 (seconds each) and loading are left out. Also printed: the zoo's ratio against the authors' per-agent
 structure on spread's sizes, both as one process holding all 15 (seed, agent) learners and as five
 separate per-seed runs (what the authors' scripts run), measured interleaved.
@@ -23,15 +25,16 @@ separate per-seed runs (what the authors' scripts run), measured interleaved.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import statistics
 import time
 
 import torch
 
+from omarbench.kernels import resolve_kernel
 from omarbench.offline.algos import get_algorithm
 from omarbench.offline.algos.core import Learners
-from omarbench.offline.kernels import resolve_kernel
 from omarbench.offline.presets import PAPER_ROUNDS, make_config
 from omarbench.tasks.spec import parse_task_id
 from omarbench.vocab import PAPER_ALGOS, PAPER_TASKS, SCALING_ALGOS, SCALING_LEVEL
@@ -40,6 +43,7 @@ GRID_TASKS = PAPER_TASKS
 SCALING_AGENTS = (1, 2, 4, 5)
 SEEDS = 5
 ROWS = 50_000
+BF16_ALGOS = ("MA-CQL", "OMAR")  # the algorithms with a sample_precision key
 # CPU seconds of this (one-threaded) process: on a shared machine, other processes' load stretches wall
 # time by however much of the core they take, but CPU time only by what they do to caches and memory
 # bandwidth, so the projection stays close to what the study costs on idle cores
@@ -67,14 +71,18 @@ class _Data:
         self.id = f"bench-{task.id}"
 
 
-def round_times(task_id: str, algos, reps: int) -> dict[str, float]:
-    """Median seconds per update round of each algorithm (5 seeds batched), algorithms interleaved."""
+def round_times(task_id: str, algos, reps: int, bf16: tuple[str, ...] = ()) -> dict[str, float]:
+    """Median seconds per update round of each algorithm (5 seeds batched), algorithms interleaved; each of
+    ``bf16`` is also timed with ``sample_precision="bf16"``, as ``"<name>@bf16"``."""
     task = parse_task_id(task_id)
     data = _Data(task)
     runs = {}
-    for name in algos:
-        cfg = make_config(name, task, SCALING_LEVEL if task.name == "spread" else "medium", "paper")
-        runs[name] = Learners(get_algorithm(name)(cfg), list(range(SEEDS)), data)
+    for name in list(algos) + [f"{a}@bf16" for a in bf16]:
+        algo, _, prec = name.partition("@")
+        cfg = make_config(algo, task, SCALING_LEVEL if task.name == "spread" else "medium", "paper")
+        if prec:
+            cfg = dataclasses.replace(cfg, sample_precision=prec)
+        runs[name] = Learners(get_algorithm(algo)(cfg), list(range(SEEDS)), data)
         runs[name].update()  # warm-up
     times: dict[str, list[float]] = {k: [] for k in runs}
     for _ in range(reps):
@@ -169,26 +177,34 @@ def run(quick: bool = False) -> None:
     tasks = list(dict.fromkeys(t for _, t, _, _ in runs))
     per_round: dict[tuple[str, str], float] = {}
     evals: dict[str, tuple[float, float]] = {}
-    print(f"update rounds (s, median of {reps}; {SEEDS} seeds batched, batch {cfg.batch_size}, one thread):")
+    print(f"update rounds (s, median of {reps}; {SEEDS} seeds batched, batch {cfg.batch_size}, one thread; "
+          "@bf16: sample_precision=bf16):")
     for t in tasks:
-        algos = [a for a, tt, _, _ in runs if tt == t]
-        times = round_times(t, list(dict.fromkeys(algos)), reps)
+        algos = list(dict.fromkeys(a for a, tt, _, _ in runs if tt == t))
+        times = round_times(t, algos, reps, bf16=tuple(a for a in algos if a in BF16_ALGOS))
         per_round.update({(a, t): s for a, s in times.items()})
         evals[t] = eval_times(t)
         print(f"  {t:10s} " + "  ".join(f"{a} {s:.3f}" for a, s in times.items())
               + f"  | eval {evals[t][0]:.2f} s periodic, {evals[t][1]:.2f} s final", flush=True)
-    train_s = {"grid": 0.0, "agent-count": 0.0}
-    by_algo: dict[str, float] = {}
-    for a, t, _, rounds in runs:
-        n_evals = rounds // cfg.eval_every + 1
-        s = rounds * per_round[(a, t)] + n_evals * evals[t][0] + evals[t][1]
-        train_s["grid" if t in GRID_TASKS else "agent-count"] += s
-        by_algo[a] = by_algo.get(a, 0.0) + s
-    training = sum(train_s.values())
-    print(f"training: {len(runs)} runs of {SEEDS} seeds, core-minutes: grid {train_s['grid'] / 60:.0f}, "
-          f"agent-count study {train_s['agent-count'] / 60:.0f}; by algorithm: "
-          + ", ".join(f"{a} {s / 60:.0f}" for a, s in by_algo.items())
-          + f" -> {training / 2 / 60:.0f} min on 2 cores", flush=True)
+    def training_time(bf16: bool) -> float:
+        train_s = {"grid": 0.0, "agent-count": 0.0}
+        by_algo: dict[str, float] = {}
+        for a, t, _, rounds in runs:
+            key = (f"{a}@bf16" if bf16 and a in BF16_ALGOS else a, t)
+            n_evals = rounds // cfg.eval_every + 1
+            s = rounds * per_round[key] + n_evals * evals[t][0] + evals[t][1]
+            train_s["grid" if t in GRID_TASKS else "agent-count"] += s
+            by_algo[a] = by_algo.get(a, 0.0) + s
+        total = sum(train_s.values())
+        print(f"training{' with sample_precision=bf16 (MA-CQL, OMAR)' if bf16 else ''}: {len(runs)} runs of "
+              f"{SEEDS} seeds, core-minutes: grid {train_s['grid'] / 60:.0f}, agent-count study "
+              f"{train_s['agent-count'] / 60:.0f}; by algorithm: "
+              + ", ".join(f"{a} {s / 60:.0f}" for a, s in by_algo.items())
+              + f" -> {total / 2 / 60:.0f} min on 2 cores", flush=True)
+        return total
+
+    training = training_time(bf16=False)
+    training_bf16 = training_time(bf16=True)
     print("zoo vs the authors' per-agent structure (spread sizes, 5 seeds x 3 agents):")
     for a, (r15, r5) in authors_ratios(reps).items():
         print(f"  {a:10s} {r15:5.1f}x vs 15 learners in one process, {r5:5.1f}x vs five per-seed runs", flush=True)
@@ -198,8 +214,9 @@ def run(quick: bool = False) -> None:
         behaviour_s += budget / rate
         print(f"  behaviour {t:10s} {rate:7,.0f} env-steps/s -> {budget:,} steps {budget / rate / 60:5.1f} min",
               flush=True)
-    total = training + behaviour_s
     print(f"behaviour training: {behaviour_s / 60:.0f} core-minutes")
-    print(f"projected wall time of the whole paper study on 2 cores: {total / 2 / 60:.0f} min "
-          f"({total / 60:.0f} core-minutes / 2, perfect packing; matmul kernel {kernel}; "
-          f"load average {load_before:.1f} at the start, {_load():.1f} now)")
+    for label, train in (("", training), (" with sample_precision=bf16", training_bf16)):
+        total = train + behaviour_s
+        print(f"projected wall time of the whole paper study{label} on 2 cores: {total / 2 / 60:.0f} min "
+              f"({total / 60:.0f} core-minutes / 2, perfect packing; matmul kernel {kernel}; "
+              f"load average {load_before:.1f} at the start, {_load():.1f} now)", flush=True)

@@ -25,7 +25,7 @@ from typing import Protocol
 import torch
 
 from omarbench.errors import OmarbenchError, UsageError
-from omarbench.offline.kernels import matmul_kernel, resolve_kernel
+from omarbench.kernels import matmul_kernel, resolve_kernel
 from omarbench.offline.nn import (
     INIT,
     MINIBATCH,
@@ -387,7 +387,7 @@ class Learners:
     in one chunk.
 
     Every update and every action runs on the float32 matmul kernel chosen once per process
-    (``self.matmul_kernel``, :mod:`omarbench.offline.kernels`), set around the call and restored after it.
+    (``self.matmul_kernel``, :mod:`omarbench.kernels`), set around the call and restored after it.
     """
 
     def __init__(self, algo: Algorithm, seeds: Sequence[int], dataset, device="cpu",

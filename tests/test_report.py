@@ -159,6 +159,23 @@ def test_newest_finished_record_of_a_run_wins_and_failures_are_listed(tmp_path):
     assert any("superseded" in n for n in summary.notes)
 
 
+def test_a_run_superseded_by_one_with_other_settings_is_named_in_the_notes(tmp_path):
+    """Newest wins whatever its settings, so a --set run in the same results directory hides the default
+    one: the report says which settings differed (and says nothing of settings when only the code did)."""
+    base = make_record("OMAR", "spread", "expert", 0, 40.0, config={"rounds": 10, "sample_precision": "fp32"},
+                       created="2026-01-01T00:00:00Z")
+    other = make_record("OMAR", "spread", "expert", 0, 45.0, config={"rounds": 10, "sample_precision": "bf16"},
+                        created="2026-02-01T00:00:00Z")
+    write_hand(tmp_path / "a", [base, other])
+    notes = build_report(tmp_path / "a", tmp_path / "lb-a").notes
+    assert any("1 of them had other settings (sample_precision)" in n for n in notes)
+    rerun = make_record("OMAR", "spread", "expert", 0, 41.0, config={"rounds": 10, "sample_precision": "fp32"},
+                        created="2026-02-01T00:00:00Z", version="0.1.0+newer")
+    write_hand(tmp_path / "b", [base, rerun])
+    notes = build_report(tmp_path / "b", tmp_path / "lb-b").notes
+    assert any("superseded" in n for n in notes) and not any("other settings" in n for n in notes)
+
+
 def test_scaling_section_from_runs_and_behaviour_records(tmp_path):
     res = tmp_path / "results"
     for n, (cql, omar) in {1: (24.0, 30.0), 2: (18.0, 27.0), 3: (15.0, 30.0)}.items():

@@ -100,6 +100,24 @@ def latest_per_run(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return kept.reset_index(drop=True), len(df) - len(kept)
 
 
+def superseded_settings(records: pd.DataFrame, kept: pd.DataFrame) -> tuple[int, list[str]]:
+    """How many superseded records were trained with other settings than the record kept for their run,
+    and the config keys that differ (a ``--set`` run in the same results directory hides the default)."""
+    if records.empty or "config" not in records:
+        return 0, []
+    cols = ["algo", "task", "level", "seed"]
+    kept_cfg = {tuple(r[c] for c in cols): (r["file"], r["config"]) for _, r in kept.iterrows()}
+    count, keys = 0, set()
+    for _, r in records.iterrows():
+        file, cfg = kept_cfg.get(tuple(r[c] for c in cols), (None, None))
+        if file is None or r["file"] == file or r["config"] == cfg:
+            continue
+        count += 1
+        a, b = json.loads(r["config"] or "{}"), json.loads(cfg or "{}")
+        keys |= {k for k in set(a) | set(b) if a.get(k) != b.get(k)}
+    return count, sorted(keys)
+
+
 def add_scores(df: pd.DataFrame, references: str, value: str = "final_return", norm: str = "normalised"):
     """Column ``score``: the stored normalised score (ours) or the return normalised with the paper's."""
     if references == "ours":
@@ -340,7 +358,12 @@ def build_report(
     runs, superseded = latest_per_run(records)
     summary.n_records = len(runs)
     if superseded:
-        summary.notes.append(f"{superseded} older record(s) of the same runs were superseded by newer ones")
+        note = f"{superseded} older record(s) of the same runs were superseded by newer ones"
+        other, keys = superseded_settings(records, runs)
+        if other:
+            note += (f"; {other} of them had other settings ({', '.join(keys)}): keep runs of different settings "
+                     "in separate results directories to compare them")
+        summary.notes.append(note)
 
     selected = runs[runs["task"].isin(list(tasks))] if tasks else runs
     from omarbench.report.maze2d import is_maze2d_selection

@@ -318,3 +318,22 @@ def test_a_run_resumes_only_on_the_kernel_it_started_on(tmp_path):
         del info["matmul_kernel"]
         (run_dir / "run.json").write_text(json.dumps(info))
         assert BehaviourRun(task, run_dir, cfg, seed=seed, backend=backend).train()["status"] == "finished"
+
+
+def test_a_run_record_states_the_settings_and_the_curve(tmp_path):
+    """The committed behaviour-run records (python -m omarbench.collect.tuning record) carry every setting
+    a probe may change, the kernel, an early stop, and one CSV row per checkpoint."""
+    import csv
+
+    from omarbench.collect.tuning import write_record
+
+    make, seed, backend = CASES["spread"]
+    cfg = replace(make(), matd3=replace(make().matd3, hidden=48))
+    task = parse_task_id("spread")
+    info = BehaviourRun(task, tmp_path / "probe", cfg, seed=seed, backend=backend).train(
+        stop_when=lambda ck: ck[-1]["steps"] >= cfg.total_steps // 2)
+    md = write_record(tmp_path / "probe", tmp_path / "records", "a note").read_text()
+    assert "hidden 48" in md and f"gradient rounds on {info['matmul_kernel']}" in md
+    assert "status **stopped early**" in md and "a note" in md
+    rows = list(csv.DictReader(open(tmp_path / "records" / "probe.csv")))
+    assert [int(r["steps"]) for r in rows] == [c["steps"] for c in info["checkpoints"]]

@@ -25,15 +25,16 @@ def _settings(info: dict[str, Any]) -> list[str]:
         f"- budget {cfg['total_steps']:,} steps, {cfg['num_envs']} environments, "
         f"{cfg['updates_per_step']} gradient round(s) per batched step, warm-up {cfg['warmup_steps']:,}",
         f"- actor lr {m['actor_lr']}, critic lr {m['critic_lr']}, decaying linearly to "
-        f"{m.get('lr_final_fraction', 1.0)} x by the end; batch {m['batch_size']}; gamma {m['gamma']}; "
-        f"tau {m['tau']}",
+        f"{m.get('lr_final_fraction', 1.0)} x by the end; batch {m['batch_size']}; hidden {m['hidden']}; "
+        f"gamma {m['gamma']}; tau {m['tau']}",
         f"- exploration noise {m['expl_noise']}, target noise {m['target_noise']} "
         f"(clip {m['target_noise_clip']}), "
         f"policy delay {m['policy_delay']}, gradient clip {m['grad_clip']}",
         f"- checkpoint every {every:,} steps, evaluated over "
         f"{cfg['eval_episodes']} deterministic episodes",
         f"- seed {info['seed']}, backend {info['backend']}, fixed policy "
-        f"{(info.get('fixed_policy') or {}).get('name', 'none')}",
+        f"{(info.get('fixed_policy') or {}).get('name', 'none')}, gradient rounds on "
+        f"{info.get('matmul_kernel', 'mkl')}",
     ]
 
 
@@ -50,7 +51,8 @@ def write_record(run_dir: Path, out_dir: Path, note: str = "") -> Path:
         for c in ckpts:
             w.writerow([c["steps"], f"{c['eval_return']:.3f}", *[f"{x:.3f}" for x in c["eval_agent_returns"]]])
     best = max(ckpts, key=lambda c: c["eval_return"])
-    lines = [f"# Behaviour run `{name}`", "", f"Task `{info['task']['id']}`; status **{info['status']}** at "
+    status = "stopped early" if info.get("stopped_early") else info["status"]
+    lines = [f"# Behaviour run `{name}`", "", f"Task `{info['task']['id']}`; status **{status}** at "
              f"{info['steps']:,} steps ({info.get('wall_time_s', 0) / 3600:.2f} h of training wall time).", "",
              "Settings:", "", *_settings(info), "",
              f"Best checkpoint: {best['steps']:,} steps, evaluation return {best['eval_return']:.2f} "

@@ -13,8 +13,6 @@ without them bfloat16 products are emulated and slower).
 from __future__ import annotations
 
 import dataclasses
-import statistics
-import time
 
 from omarbench.kernels import cpu_info, onednn_exact, resolve_kernel
 from omarbench.offline.algos import get_algorithm
@@ -25,7 +23,6 @@ from omarbench.vocab import PAPER_ALGOS, PAPER_TASKS
 
 SEEDS = 5
 SAMPLED = ("MA-CQL", "OMAR")  # the algorithms with sampled-action / search passes
-_clock = time.process_time
 
 
 def variants() -> list[tuple[str, str, str]]:
@@ -37,7 +34,7 @@ def variants() -> list[tuple[str, str, str]]:
 
 def round_times(task_id: str, reps: int, level: str = "medium-replay") -> dict[tuple[str, str, str], float]:
     """Median CPU seconds per update round of each variant on ``task_id``'s sizes, variants interleaved."""
-    from omarbench.perf.study import _Data
+    from omarbench.perf.study import _Data, interleaved_rounds
 
     task = parse_task_id(task_id)
     data = _Data(task)
@@ -48,15 +45,8 @@ def round_times(task_id: str, reps: int, level: str = "medium-replay") -> dict[t
             cfg = dataclasses.replace(cfg, sample_precision=prec)
         learners = Learners(get_algorithm(algo)(cfg), list(range(SEEDS)), data)
         learners.matmul_kernel = kernel
-        learners.update()  # warm-up
         runs[(algo, kernel, prec)] = learners
-    times: dict[tuple[str, str, str], list[float]] = {k: [] for k in runs}
-    for _ in range(reps):
-        for key, learners in runs.items():
-            t = _clock()
-            learners.update()
-            times[key].append(_clock() - t)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return interleaved_rounds(runs, reps)
 
 
 def run(quick: bool = False) -> None:

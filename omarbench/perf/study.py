@@ -83,13 +83,20 @@ def round_times(task_id: str, algos, reps: int, bf16: tuple[str, ...] = ()) -> d
         if prec:
             cfg = dataclasses.replace(cfg, sample_precision=prec)
         runs[name] = Learners(get_algorithm(algo)(cfg), list(range(SEEDS)), data)
-        runs[name].update()  # warm-up
-    times: dict[str, list[float]] = {k: [] for k in runs}
+    return interleaved_rounds(runs, reps)
+
+
+def interleaved_rounds(runs: dict, reps: int) -> dict:
+    """Median CPU seconds of one ``update()`` of each of ``runs`` (after one warm-up round each), the runs
+    taking turns round after round so that load from other processes hits them alike."""
+    for learners in runs.values():
+        learners.update()  # warm-up
+    times: dict = {k: [] for k in runs}
     for _ in range(reps):
-        for name, learners in runs.items():
+        for key, learners in runs.items():
             t = _clock()
             learners.update()
-            times[name].append(_clock() - t)
+            times[key].append(_clock() - t)
     return {k: statistics.median(v) for k, v in times.items()}
 
 

@@ -26,14 +26,19 @@ def collect_command(
     preset: opt.Preset = "paper",
     flavor: opt.Flavor = None,
     progress: opt.Progress = True,
+    retrain: Annotated[
+        bool, typer.Option("--retrain", help="Train the behaviour run here even where the package ships it "
+                                             "(hours instead of minutes; on another CPU the datasets then "
+                                             "differ from the published cards).")
+    ] = False,
 ) -> None:
-    """Collect datasets: train (or reuse, or resume) the task's behaviour run, then write the levels."""
+    """Collect datasets: install the shipped behaviour run (or train, reuse, resume one), then write levels."""
     from omarbench.collect.api import collect
     from omarbench.progress import make_console
 
     console = make_console()
     paths = collect(task, level, transitions=transitions, seed=seed, root=root, backend=backend, preset=preset,
-                    flavor=flavor, progress=progress, log=console.print)
+                    flavor=flavor, progress=progress, log=console.print, retrain=retrain)
     for p in paths:
         console.print(f"dataset ready: {p}")
 

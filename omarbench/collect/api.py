@@ -23,8 +23,11 @@ from omarbench.vocab import check_backend, check_preset, data_preset
 def collect(task_id: str, level: str = "all", *, transitions: int | None = None, seed: int = 0,
             root: str | os.PathLike | None = None, backend: str = "numpy", preset: str = "paper",
             flavor: str | None = None, progress: bool = True, log: Callable[[str], None] = print,
-            config: CollectConfig | None = None) -> list[Path]:
+            config: CollectConfig | None = None, retrain: bool = False) -> list[Path]:
     """Collect ``level`` (or ``all``) of a task; returns the dataset paths. Reuses finished work.
+
+    A behaviour run the package ships (:mod:`omarbench.collect.shipped`) is installed instead of trained
+    unless ``retrain``.
 
     maze2d tasks have no behaviour run: their one dataset comes from the waypoint controller. Every argument
     is checked before anything is created.
@@ -49,9 +52,9 @@ def collect(task_id: str, level: str = "all", *, transitions: int | None = None,
         from omarbench.collect.mujoco import collect_mujoco
 
         return collect_mujoco(task, levels, transitions=transitions, seed=seed, root=root, backend=backend,
-                              preset=preset, progress=progress, log=log, config=config)
+                              preset=preset, progress=progress, log=log, config=config, retrain=retrain)
     return collect_mpe(task, levels, transitions=transitions, seed=seed, root=root, backend=backend, preset=preset,
-                       progress=progress, log=log, config=config)
+                       progress=progress, log=log, config=config, retrain=retrain)
 
 
 def ensure_dataset(task_id: str, level: str, *, preset: str = "paper", root: str | os.PathLike | None = None,

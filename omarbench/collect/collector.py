@@ -20,6 +20,7 @@ round); the random reference's actions from one keyed by (seed, ``RANDOM_REFEREN
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 from collections.abc import Callable, Sequence
@@ -31,6 +32,7 @@ import numpy as np
 
 from omarbench.collect.matd3 import MATD3Config
 from omarbench.collect.run import ActorPolicy, BehaviourRun, RunConfig
+from omarbench.collect.shipped import check_replay, install, matches, replay_run, shipped_path
 from omarbench.data import LEVELS, DatasetWriter, dataset_id, dataset_path, default_root, preset_root
 from omarbench.data.store import open_store
 from omarbench.errors import OmarbenchError
@@ -119,8 +121,9 @@ class Collector:
 
     def __init__(self, task: Task, cfg: CollectConfig, *, seed: int = 0, root: Path | None = None,
                  backend: str = "numpy", preset: str = "paper",
-                 log: Callable[[str], None] = print, progress: bool = True):
+                 log: Callable[[str], None] = print, progress: bool = True, retrain: bool = False):
         self.task, self.cfg, self.seed, self.backend, self.preset = task, cfg, seed, backend, preset
+        self.retrain = retrain  # True: train the behaviour run here even if the package ships it
         self.root = Path(root).expanduser() if root is not None else default_root()
         self.log = log
         self.progress = progress
@@ -133,6 +136,13 @@ class Collector:
     # -- behaviour run and level plan -------------------------------------------------------------
     def train(self) -> dict[str, Any]:
         info = self.run.info()
+        if info.get("shipped") and self.retrain:
+            raise OmarbenchError(f"the behaviour run in {str(self.run.dir)!r} was installed from the shipped run "
+                                 f"{info['shipped']}; delete that directory to train it here with --retrain")
+        if not info and not self.retrain:
+            src = shipped_path(self.run.dir.name)
+            if src is not None and matches(self.run, json.loads((src / "run.json").read_text())):
+                return install(self.run, src, log=self.log)
         self.run.check_identity(info)
         if info.get("status") == "finished":
             self.log(f"reusing the finished behaviour run in {self.run.dir}")
@@ -142,29 +152,51 @@ class Collector:
         else:
             self.log(f"training the behaviour policy (MATD3, {self.cfg.run.total_steps:,} steps) "
                      f"in {self.run.dir}")
+        return self._train_run(self.run, info.get("steps", 0))
+
+    def _train_run(self, run: BehaviourRun, start: int,
+                   stop_when: Callable[[list[dict[str, Any]]], bool] | None = None,
+                   label: str = "behaviour") -> dict[str, Any]:
+        """``run.train`` with a progress bar (a plain line every so often when the output is a log)."""
         if not self.progress:
-            return self.run.train()
+            return run.train(stop_when=stop_when)
         from omarbench.progress import LogLines, interactive
 
         if not interactive():  # a log: a plain line every so often instead of a live bar
-            lines = LogLines(f"behaviour run {self.task.id}", self.cfg.run.total_steps, "steps", log=self.log,
-                             start=info.get("steps", 0))
+            lines = LogLines(f"{label} run {self.task.id}", self.cfg.run.total_steps, "steps", log=self.log,
+                             start=start)
             try:
-                return self.run.train(progress=lambda steps, total, ret: lines.update(
-                    steps, f"eval return {ret:.2f}"))
+                return run.train(progress=lambda steps, total, ret: lines.update(
+                    steps, f"eval return {ret:.2f}"), stop_when=stop_when)
             finally:
                 lines.close()
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-        with Progress(TextColumn("[bold]behaviour[/] {task.description}"), BarColumn(),
+        with Progress(TextColumn(f"[bold]{label}[/] {{task.description}}"), BarColumn(),
                       TextColumn("{task.completed:,.0f}/{task.total:,.0f} steps"), TimeElapsedColumn(),
                       TimeRemainingColumn()) as bar:
-            job = bar.add_task("", total=self.cfg.run.total_steps, completed=info.get("steps", 0))
+            job = bar.add_task("", total=self.cfg.run.total_steps, completed=start)
 
             def report(steps: int, total: int, ret: float) -> None:
                 bar.update(job, completed=steps, description=f"eval return {ret:8.2f}")
 
-            return self.run.train(progress=report)
+            return run.train(progress=report, stop_when=stop_when)
+
+    def replay_files(self, upto_segment: int) -> list[Path]:
+        """Experience files up to ``upto_segment``: the run's own, or, for an installed shipped run, those of
+        its prefix retrained from the seed and checked digest by digest against the shipped record."""
+        info = self.run.info()
+        if not info.get("shipped"):
+            return self.run.experience_files(upto_segment=upto_segment)
+        replay = replay_run(self.run)
+        replay.check_identity()
+        steps = next(c["steps"] for c in info["checkpoints"] if c["segment"] == upto_segment)
+        self.log(f"retraining {info['shipped']} to its medium checkpoint ({steps:,} steps) for medium-replay "
+                 f"in {replay.dir}")
+        self._train_run(replay, replay.info().get("steps", 0), label="replay",
+                        stop_when=lambda cps: cps[-1]["segment"] >= upto_segment)
+        check_replay(replay, info, upto_segment)
+        return replay.experience_files(upto_segment=upto_segment)
 
     def plan(self) -> LevelPlan:
         """Reference returns and level checkpoints (measured once, then read from run.json).
@@ -288,11 +320,13 @@ class Collector:
         return path
 
     def write_replay(self, plan: LevelPlan) -> Path:
-        writer = self._open_writer("medium-replay", self._metadata("medium-replay", plan, None))
         path = dataset_path(dataset_id(self.task, "medium-replay"), self.root)
+        files: list[Path] = []
+        if not (path.exists() and open_store(path)[1].complete):  # the experience first: a failed replay
+            files = self.replay_files(plan.checkpoints["medium-replay"])  # leaves no dataset behind
+        writer = self._open_writer("medium-replay", self._metadata("medium-replay", plan, None))
         if writer is None:
             return path
-        files = self.run.experience_files(upto_segment=plan.checkpoints["medium-replay"])
         n = self.task.n_agents
         with writer:
             done = 0
@@ -416,13 +450,13 @@ def resolve_levels(level: str) -> list[str]:
 def collect_mpe(task: Task, levels: list[str], *, transitions: int | None = None, seed: int = 0,
                 root: str | os.PathLike | None = None, backend: str = "numpy", preset: str = "paper",
                 progress: bool = True, log: Callable[[str], None] = print,
-                config: CollectConfig | None = None) -> list[Path]:
+                config: CollectConfig | None = None, retrain: bool = False) -> list[Path]:
     """The MPE collector behind :func:`omarbench.collect.api.collect` (which checks the arguments)."""
     cfg = config if config is not None else preset_config(task, preset)
     base = preset_root(root, preset)
     check_writable(base)
     return Collector(task, cfg, seed=seed, root=base, backend=backend, preset=preset, log=log,
-                     progress=progress).collect(levels, transitions)
+                     progress=progress, retrain=retrain).collect(levels, transitions)
 
 
 def tiny_config(total_steps: int = 4_000, transitions: int = 2_000) -> CollectConfig:

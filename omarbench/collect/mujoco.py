@@ -151,7 +151,7 @@ class MujocoCollector(Collector):
 def collect_mujoco(task: Task, levels: Sequence[str] | str = "all", *, transitions: int | None = None,
                    seed: int = 0, root: str | os.PathLike | None = None, backend: str = "mujoco",
                    preset: str = "paper", progress: bool = True, log: Callable[[str], None] = print,
-                   config: CollectConfig | None = None) -> list[Path]:
+                   config: CollectConfig | None = None, retrain: bool = False) -> list[Path]:
     """Collect levels of a MuJoCo task; returns the dataset paths. Reuses and resumes finished work."""
     levels = resolve_levels(levels) if isinstance(levels, str) else list(levels)
     if transitions is not None and transitions <= 0:
@@ -164,4 +164,4 @@ def collect_mujoco(task: Task, levels: Sequence[str] | str = "all", *, transitio
     base = preset_root(root, preset)
     check_writable(base)
     return MujocoCollector(task, cfg, seed=seed, root=base, backend=backend, preset=preset, log=log,
-                           progress=progress).collect(levels, transitions)
+                           progress=progress, retrain=retrain).collect(levels, transitions)

@@ -187,3 +187,19 @@ def test_medium_checkpoint_stops_at_the_first_that_reaches_the_target():
     assert medium_checkpoint(run([80, 10, 90]), 77.9) == 2
     # a run that never reaches the target: the closest overall
     assert medium_checkpoint(run([-7, 30, 50, 40]), 77.9) == 2
+
+
+@pytest.mark.parametrize("tid,steps,noise", [("spread-n1", 670_000, 0.1), ("spread", 2_000_000, 0.1),
+                                             ("spread-n4", 2_670_000, 0.2), ("spread-n5", 3_330_000, 0.2),
+                                             ("tag", 1_500_000, 0.1), ("world", 1_500_000, 0.1)])
+def test_paper_preset_budgets(tid, steps, noise):
+    """The documented paper-preset rules: spread's budget scales with n and its replay buffer holds the whole
+    run (no transition overwritten); tag and world keep the 1M-transition ring; n >= 4 explores more."""
+    from omarbench.collect.collector import preset_config
+
+    run = preset_config(parse_task_id(tid), "paper").run
+    assert run.total_steps == steps and run.matd3.expl_noise == noise
+    if tid.startswith("spread"):
+        assert steps <= run.buffer_size < steps + 1_000_000 and run.buffer_size % 1_000_000 == 0
+    else:
+        assert run.buffer_size == 1_000_000

@@ -110,3 +110,36 @@ def test_a_different_config_trains_instead(full_run, tmp_path, monkeypatch):
     collect("spread", "expert", root=tmp_path, config=cfg, progress=False, log=lambda s: None)
     info = json.loads((behaviour_dir(tmp_path, TASK, 0, "paper") / "run.json").read_text())
     assert "shipped" not in info and info["steps"] == 2_000
+
+
+SHIPPED = sorted(p.name for p in shipped.SHIPPED_DIR.iterdir() if (p / "run.json").exists()) \
+    if shipped.SHIPPED_DIR.is_dir() else []
+CARDS = shipped.SHIPPED_DIR.parents[2] / "dataset_cards"
+
+
+def test_the_paper_runs_are_shipped():
+    assert {"spread-paper-seed0", "tag-paper-seed0", "world-paper-seed0"} <= set(SHIPPED)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_run_matches_its_record_and_the_cards(name):
+    src = shipped.SHIPPED_DIR / name
+    info = json.loads((src / "run.json").read_text())
+    assert info["status"] == "finished" and info["config"]["total_steps"] == info["steps"]
+    recorded = {c["segment"]: c["digest"] for c in info["checkpoints"]}
+    for seg in shipped.level_segments(info):
+        assert shipped.checkpoint_digest(src / "checkpoints" / f"{seg:04d}.pt") == recorded[seg]
+    best = max(info["checkpoints"], key=lambda c: c["eval_return"])["segment"]
+    assert info["levels"]["expert"] == best
+    task = parse_task_id(name.rsplit(f"-{info['preset']}-seed", 1)[0].replace("+", ":"))
+    if not CARDS.is_dir():
+        pytest.skip("dataset cards are not beside this install")
+    for level, seg in info["levels"].items():
+        card = (CARDS / f"{dataset_id(task, level)}.md")
+        if not card.exists():
+            continue
+        text = card.read_text()
+        if level != "random":  # the card's provenance names the shipped checkpoint
+            assert f'"digest": "{recorded[seg]}"' in text, f"{card.name} names another checkpoint"
+        mean = info["references"]["expert"]["mean"]
+        assert f"{mean:.2f} ±" in text, f"{card.name}: expert reference differs from the shipped run's"

@@ -166,15 +166,16 @@ class Collector:
 
     def _train_run(self, run: BehaviourRun, start: int,
                    stop_when: Callable[[list[dict[str, Any]]], bool] | None = None,
-                   label: str = "behaviour") -> dict[str, Any]:
-        """``run.train`` with a progress bar (a plain line every so often when the output is a log)."""
+                   label: str = "behaviour", total: int | None = None) -> dict[str, Any]:
+        """``run.train`` with a progress bar (a plain line every so often when the output is a log) counting
+        to ``total`` steps (default: the run's budget)."""
+        total = self.cfg.run.total_steps if total is None else total
         if not self.progress:
             return run.train(stop_when=stop_when)
         from omarbench.progress import LogLines, interactive
 
         if not interactive():  # a log: a plain line every so often instead of a live bar
-            lines = LogLines(f"{label} run {self.task.id}", self.cfg.run.total_steps, "steps", log=self.log,
-                             start=start)
+            lines = LogLines(f"{label} run {self.task.id}", total, "steps", log=self.log, start=start)
             try:
                 return run.train(progress=lambda steps, total, ret: lines.update(
                     steps, f"eval return {ret:.2f}"), stop_when=stop_when)
@@ -185,9 +186,9 @@ class Collector:
         with Progress(TextColumn(f"[bold]{label}[/] {{task.description}}"), BarColumn(),
                       TextColumn("{task.completed:,.0f}/{task.total:,.0f} steps"), TimeElapsedColumn(),
                       TimeRemainingColumn()) as bar:
-            job = bar.add_task("", total=self.cfg.run.total_steps, completed=start)
+            job = bar.add_task("", total=total, completed=start)
 
-            def report(steps: int, total: int, ret: float) -> None:
+            def report(steps: int, _total: int, ret: float) -> None:
                 bar.update(job, completed=steps, description=f"eval return {ret:8.2f}")
 
             return run.train(progress=report, stop_when=stop_when)
@@ -203,7 +204,7 @@ class Collector:
         steps = next(c["steps"] for c in info["checkpoints"] if c["segment"] == upto_segment)
         self.log(f"retraining {info['shipped']} to its medium checkpoint ({steps:,} steps) for medium-replay "
                  f"in {replay.dir}")
-        self._train_run(replay, replay.info().get("steps", 0), label="replay",
+        self._train_run(replay, replay.info().get("steps", 0), label="replay", total=steps,
                         stop_when=lambda cps: cps[-1]["segment"] >= upto_segment)
         check_replay(replay, info, upto_segment)
         return replay.experience_files(upto_segment=upto_segment)

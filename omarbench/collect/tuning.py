@@ -23,7 +23,8 @@ def _settings(info: dict[str, Any]) -> list[str]:
     every = cfg["segment_episodes"] * cfg["num_envs"] * info["task"]["episode_length"]  # env-steps a segment
     return [
         f"- budget {cfg['total_steps']:,} steps, {cfg['num_envs']} environments, "
-        f"{cfg['updates_per_step']} gradient round(s) per batched step, warm-up {cfg['warmup_steps']:,}",
+        f"{cfg['updates_per_step']} gradient round(s) per batched step, warm-up {cfg['warmup_steps']:,}, "
+        f"replay buffer {cfg['buffer_size']:,} transitions",
         f"- actor lr {m['actor_lr']}, critic lr {m['critic_lr']}, decaying linearly to "
         f"{m.get('lr_final_fraction', 1.0)} x by the end; batch {m['batch_size']}; hidden {m['hidden']}; "
         f"gamma {m['gamma']}; tau {m['tau']}",

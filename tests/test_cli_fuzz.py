@@ -58,7 +58,7 @@ BAD: dict[str, list[str]] = {
 }
 # options that take no value or whose any value is fine
 NOT_FUZZED = {"--progress", "--no-collect", "--scaling", "--dry-run", "--json", "--all", "--force", "--skip-bad",
-              "--best", "--version", "--install-completion", "--show-completion", "--help"}
+              "--best", "--retrain", "--version", "--install-completion", "--show-completion", "--help"}
 
 
 def base_commands(tmp: Path) -> dict[str, list[str]]:

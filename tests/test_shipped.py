@@ -143,3 +143,15 @@ def test_shipped_run_matches_its_record_and_the_cards(name):
             assert f'"digest": "{recorded[seg]}"' in text, f"{card.name} names another checkpoint"
         mean = info["references"]["expert"]["mean"]
         assert f"{mean:.2f} ±" in text, f"{card.name}: expert reference differs from the shipped run's"
+
+
+def test_study_projection_counts_only_the_medium_prefix_of_a_shipped_run():
+    from omarbench.collect.collector import preset_config
+    from omarbench.perf.study import shipped_steps
+
+    for name in SHIPPED:
+        info = json.loads((shipped.SHIPPED_DIR / name / "run.json").read_text())
+        tid = name.rsplit("-paper-seed0", 1)[0].replace("+", ":")
+        medium = next(c for c in info["checkpoints"] if c["segment"] == info["levels"]["medium-replay"])
+        assert shipped_steps(tid) == medium["steps"] < preset_config(parse_task_id(tid), "paper").run.total_steps
+    assert shipped_steps("spread-n9") is None  # nothing shipped: the whole budget is counted

@@ -3,7 +3,8 @@
 The study (README, *The paper-scale study*): the ``paper`` preset's grid — the four paper algorithms ×
 spread, tag, world × four levels, 5 seeds batched per run, the preset's update rounds per dataset —
 plus the agent-count study (MA-CQL and OMAR on spread-nN medium-replay, N = 1, 2, 4, 5; N = 3 is the
-grid's cell), plus the behaviour training that builds the 16 datasets.
+grid's cell), plus the behaviour training that builds the 16 datasets (in full, and as the medium-replay
+prefixes that installed shipped behaviour runs still retrain, :mod:`omarbench.collect.shipped`).
 
 Measured here, in one run, on one thread, as CPU time of the process (see ``_clock``):
 
@@ -126,6 +127,26 @@ def behaviour_rate(task_id: str, steps: int, reps: int) -> tuple[float, int]:
     return rate(task_id, steps, reps), preset_config(parse_task_id(task_id), "paper").run.total_steps
 
 
+def shipped_steps(task_id: str) -> int | None:
+    """Steps a shipped behaviour run of the task (``paper`` preset, seed 0) still trains when installed:
+    the medium-replay prefix (:mod:`omarbench.collect.shipped`); None if the package ships no such run."""
+    import json
+
+    from omarbench.collect import shipped
+    from omarbench.collect.collector import preset_config
+    from omarbench.collect.run import RunConfig
+
+    task = parse_task_id(task_id)
+    src = shipped.shipped_path(f"{task.id.replace(':', '+')}-paper-seed0")
+    if src is None:
+        return None
+    info = json.loads((src / "run.json").read_text())
+    if RunConfig.from_dict(info["config"]) != preset_config(task, "paper").run:
+        return None
+    medium = int(info["levels"]["medium-replay"])
+    return next(c["steps"] for c in info["checkpoints"] if c["segment"] == medium)
+
+
 def authors_ratios(reps: int) -> dict[str, tuple[float, float]]:
     """Per algorithm on spread's sizes: (authors' 15 learners in one process / ours, five per-seed runs of
     the authors' 3 learners / ours), medians of per-round ratios, all three interleaved."""
@@ -215,15 +236,21 @@ def run(quick: bool = False) -> None:
     print("zoo vs the authors' per-agent structure (spread sizes, 5 seeds x 3 agents):")
     for a, (r15, r5) in authors_ratios(reps).items():
         print(f"  {a:10s} {r15:5.1f}x vs 15 learners in one process, {r5:5.1f}x vs five per-seed runs", flush=True)
-    behaviour_s = 0.0
+    behaviour_s = shipped_s = 0.0
     for t in GRID_TASKS + tuple(f"spread-n{n}" for n in SCALING_AGENTS):
         rate, budget = behaviour_rate(t, 10 if quick else 40, reps)
+        prefix = shipped_steps(t)
         behaviour_s += budget / rate
-        print(f"  behaviour {t:10s} {rate:7,.0f} env-steps/s -> {budget:,} steps {budget / rate / 60:5.1f} min",
+        shipped_s += (budget if prefix is None else prefix) / rate
+        print(f"  behaviour {t:10s} {rate:7,.0f} env-steps/s -> {budget:,} steps {budget / rate / 60:5.1f} min"
+              + ("" if prefix is None else f"; shipped: {prefix:,} steps {prefix / rate / 60:5.1f} min"),
               flush=True)
-    print(f"behaviour training: {behaviour_s / 60:.0f} core-minutes")
-    for label, train in (("", training), (" with sample_precision=bf16", training_bf16)):
-        total = train + behaviour_s
+    print(f"behaviour training: {behaviour_s / 60:.0f} core-minutes, {shipped_s / 60:.0f} from the shipped runs "
+          "(installed where this machine reproduces them: only each medium-replay prefix is retrained)")
+    for label, train, beh in (("", training, behaviour_s),
+                              (" with sample_precision=bf16", training_bf16, behaviour_s),
+                              (" from the shipped behaviour runs", training, shipped_s)):
+        total = train + beh
         print(f"projected wall time of the whole paper study{label} on 2 cores: {total / 2 / 60:.0f} min "
               f"({total / 60:.0f} core-minutes / 2, perfect packing; matmul kernel {kernel}; "
               f"load average {load_before:.1f} at the start, {_load():.1f} now)", flush=True)

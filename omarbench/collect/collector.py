@@ -20,7 +20,6 @@ round); the random reference's actions from one keyed by (seed, ``RANDOM_REFEREN
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 from collections.abc import Callable, Sequence
@@ -32,7 +31,7 @@ import numpy as np
 
 from omarbench.collect.matd3 import MATD3Config
 from omarbench.collect.run import ActorPolicy, BehaviourRun, RunConfig
-from omarbench.collect.shipped import check_replay, install, matches, replay_run, shipped_path
+from omarbench.collect.shipped import check_replay, install, matches, read_record, replay_run, shipped_path
 from omarbench.data import LEVELS, DatasetWriter, dataset_id, dataset_path, default_root, preset_root
 from omarbench.data.store import open_store
 from omarbench.errors import OmarbenchError
@@ -151,8 +150,9 @@ class Collector:
                                  f"{info['shipped']}; delete that directory to train it here with --retrain")
         if not info and not self.retrain:
             src = shipped_path(self.run.dir.name)
-            if src is not None and matches(self.run, json.loads((src / "run.json").read_text())):
-                return install(self.run, src, log=self.log)
+            record = read_record(src) if src is not None else None
+            if record is not None and matches(self.run, record):
+                return install(self.run, src, record, log=self.log)
         self.run.check_identity(info)
         if info.get("status") == "finished":
             self.log(f"reusing the finished behaviour run in {self.run.dir}")
@@ -200,7 +200,6 @@ class Collector:
         if not info.get("shipped"):
             return self.run.experience_files(upto_segment=upto_segment)
         replay = replay_run(self.run)
-        replay.check_identity()
         steps = next(c["steps"] for c in info["checkpoints"] if c["segment"] == upto_segment)
         self.log(f"retraining {info['shipped']} to its medium checkpoint ({steps:,} steps) for medium-replay "
                  f"in {replay.dir}")

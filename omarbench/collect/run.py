@@ -106,6 +106,11 @@ def state_digest(state_dict: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+def actors_digest(states: list[dict[str, torch.Tensor]]) -> str:
+    """The digest a run records for a checkpoint: SHA-256 over its actors' state digests, in agent order."""
+    return hashlib.sha256(b"".join(state_digest(s).encode() for s in states)).hexdigest()
+
+
 class ActorPolicy:
     """A frozen actor as a batched numpy policy ``obs[E, d] -> actions[E, act_dim]`` (deterministic)."""
 
@@ -251,7 +256,7 @@ class BehaviourRun:
             atomic_write_bytes(self.dir / "experience" / f"{seg:04d}.npz", buf.getvalue())
         actors = [a.state_dict() for a in learner.actors]
         atomic_write_bytes(self.dir / "checkpoints" / f"{seg:04d}.pt", torch_bytes({"actors": actors}))
-        digest = hashlib.sha256(b"".join(state_digest(s).encode() for s in actors)).hexdigest()
+        digest = actors_digest(actors)
         info["checkpoints"].append({"segment": seg, "steps": steps, "updates": learner.updates,
                                     **evaluation, "digest": digest})
         info["steps"] = steps

@@ -19,7 +19,6 @@ Maintainers ship a finished run with ``python -m omarbench.collect.shipped DATA_
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import sys
@@ -29,7 +28,7 @@ from typing import Any
 
 import torch
 
-from omarbench.collect.run import BehaviourRun, behaviour_kernel, state_digest
+from omarbench.collect.run import BehaviourRun, actors_digest, behaviour_kernel
 from omarbench.errors import OmarbenchError
 from omarbench.io import atomic_write_bytes, atomic_write_json
 
@@ -45,8 +44,7 @@ def shipped_path(name: str) -> Path | None:
 
 def checkpoint_digest(path: Path) -> str:
     """The digest a behaviour run records for a checkpoint file (its actors' state digests, hashed)."""
-    state = torch.load(path, weights_only=True)
-    return hashlib.sha256(b"".join(state_digest(s).encode() for s in state["actors"])).hexdigest()
+    return actors_digest(torch.load(path, weights_only=True)["actors"])
 
 
 def level_segments(info: dict[str, Any]) -> list[int]:
@@ -85,9 +83,16 @@ def matches(run: BehaviourRun, info: dict[str, Any]) -> bool:
             and info.get("matmul_kernel", "mkl") == behaviour_kernel(run.cfg.matd3))
 
 
-def install(run: BehaviourRun, src: Path, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Put the shipped run ``src`` in ``run.dir`` (checkpoints checked against their digests); returns run.json."""
-    info = json.loads((src / "run.json").read_text())
+def read_record(src: Path) -> dict[str, Any]:
+    """A shipped run's ``run.json``."""
+    return json.loads((src / "run.json").read_text())
+
+
+def install(run: BehaviourRun, src: Path, info: dict[str, Any],
+            log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Put the shipped run ``src`` (its record ``info``) in ``run.dir``, checkpoints checked against their
+    digests; returns the installed run.json."""
+    info = dict(info)
     by_segment = {c["segment"]: c for c in info["checkpoints"]}
     (run.dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     for seg in level_segments(info):

@@ -13,6 +13,7 @@ import pytest
 from omarbench.collect.api import collect
 from omarbench.collect.collector import behaviour_dir, tiny_config
 from omarbench.data import LEVELS, load_dataset
+from omarbench.errors import OmarbenchError
 from omarbench.tasks.spec import parse_task_id
 
 CFG = tiny_config(total_steps=3_000, transitions=1_000)
@@ -203,3 +204,32 @@ def test_paper_preset_budgets(tid, steps, noise):
         assert steps <= run.buffer_size < steps + 1_000_000 and run.buffer_size % 1_000_000 == 0
     else:
         assert run.buffer_size == 1_000_000
+
+
+def test_another_seeds_dataset_is_refused_not_reused(tmp_path):
+    cfg = tiny_config(total_steps=1_000, transitions=250)
+    (path,) = collect("spread-n1", "random", root=tmp_path, seed=0, config=cfg, progress=False, log=lambda s: None)
+    digest = load_dataset(str(path)).digest
+    with pytest.raises(OmarbenchError, match=r"made from behaviour seed 0, not 1: pass --seed 0"):
+        collect("spread-n1", "random", root=tmp_path, seed=1, config=cfg, progress=False, log=lambda s: None)
+    assert load_dataset(str(path)).digest == digest  # left as it was
+
+
+def test_the_paper_behaviour_seeds_follow_the_stated_rule():
+    """Each listed seed is the first tried whose shipped run's expert reference meets the target (the paper's
+    expert minus 5% of its span), and every lower seed's shipped run misses it."""
+    from omarbench.collect import shipped
+    from omarbench.collect.collector import PAPER_BEHAVIOUR_SEEDS, preset_seed
+    from omarbench.data.paper_refs import paper_references
+
+    assert preset_seed(parse_task_id("spread-n1"), "quick") == 0
+    for tid, seed in PAPER_BEHAVIOUR_SEEDS.items():
+        assert preset_seed(parse_task_id(tid), "paper") == seed
+        ref = {k: v["mean"] for k, v in paper_references(parse_task_id(tid)).items()}
+        target = ref["expert"] - 0.05 * (ref["expert"] - ref["random"])
+        experts = []
+        for s in range(seed + 1):
+            src = shipped.shipped_path(f"{tid}-paper-seed{s}")
+            assert src is not None, f"{tid} seed {s}: the rule's evidence is not shipped"
+            experts.append(json.loads((src / "run.json").read_text())["references"]["expert"]["mean"])
+        assert experts[-1] >= target and all(e < target for e in experts[:-1]), (tid, experts, target)

@@ -6,7 +6,7 @@ import pytest
 
 from omarbench.collect import shipped
 from omarbench.collect.api import collect
-from omarbench.collect.collector import behaviour_dir, tiny_config
+from omarbench.collect.collector import behaviour_dir, preset_seed, tiny_config
 from omarbench.data import LEVELS, dataset_id, dataset_path, load_dataset
 from omarbench.errors import OmarbenchError
 from omarbench.tasks.spec import parse_task_id
@@ -147,7 +147,7 @@ def test_shipped_run_matches_its_record_and_the_cards(name):
             assert f'"digest": "{recorded[seg]}"' in text, f"{card.name} names another checkpoint"
         mean = info["references"]["expert"]["mean"]
         assert f"{mean:.2f} ±" in text, f"{card.name}: expert reference differs from the shipped run's"
-    if info["seed"] == 0:  # the datasets are the seed-0 runs': each has its committed cards
+    if info["seed"] == preset_seed(task, info["preset"]):  # the datasets' run: each has its committed cards
         assert checked, f"no committed card of {name}'s datasets"
 
 
@@ -155,9 +155,11 @@ def test_study_projection_counts_only_the_medium_prefix_of_a_shipped_run():
     from omarbench.collect.collector import preset_config
     from omarbench.perf.study import shipped_steps
 
-    for name in (n for n in SHIPPED if n.endswith("-paper-seed0")):  # the runs the study's datasets come from
+    for name in SHIPPED:
         info = json.loads((shipped.SHIPPED_DIR / name / "run.json").read_text())
-        tid = name.rsplit("-paper-seed0", 1)[0].replace("+", ":")
+        tid = name.rsplit("-paper-seed", 1)[0].replace("+", ":")
+        if info["seed"] != preset_seed(parse_task_id(tid), "paper"):
+            continue  # not a run the study's datasets come from
         medium = next(c for c in info["checkpoints"] if c["segment"] == info["levels"]["medium-replay"])
         assert shipped_steps(tid) == medium["steps"] < preset_config(parse_task_id(tid), "paper").run.total_steps
     assert shipped_steps("spread-n9") is None  # nothing shipped: the whole budget is counted

@@ -20,7 +20,10 @@ def collect_command(
     transitions: Annotated[
         int | None, typer.Option("--transitions", help="Size of random/medium/expert (default: the preset's).")
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the behaviour run and the rollouts.")] = 0,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Seed of the behaviour run and the rollouts (default: the "
+                                                "preset's seed for the task; paper: world 1, others 0).")
+    ] = None,
     root: opt.Root = None,
     backend: opt.Backend = "numpy",
     preset: opt.Preset = "paper",

@@ -20,21 +20,23 @@ from omarbench.tasks.spec import parse_task_id
 from omarbench.vocab import check_backend, check_preset, data_preset
 
 
-def collect(task_id: str, level: str = "all", *, transitions: int | None = None, seed: int = 0,
+def collect(task_id: str, level: str = "all", *, transitions: int | None = None, seed: int | None = None,
             root: str | os.PathLike | None = None, backend: str = "numpy", preset: str = "paper",
             flavor: str | None = None, progress: bool = True, log: Callable[[str], None] = print,
             config: CollectConfig | None = None, retrain: bool = False) -> list[Path]:
     """Collect ``level`` (or ``all``) of a task; returns the dataset paths. Reuses finished work.
 
     A behaviour run the package ships (:mod:`omarbench.collect.shipped`) is installed instead of trained
-    unless ``retrain``.
+    unless ``retrain``. ``seed=None`` is the preset's behaviour seed for the task
+    (:func:`omarbench.collect.collector.preset_seed`; 0 for maze2d and HalfCheetah).
 
     maze2d tasks have no behaviour run: their one dataset comes from the waypoint controller. Every argument
     is checked before anything is created.
     """
     if transitions is not None:
         check_int("--transitions", transitions, 1, MAX_TRANSITIONS)
-    check_int("--seed", seed, 0, MAX_SEED)
+    if seed is not None:
+        check_int("--seed", seed, 0, MAX_SEED)
     check_output_dir(preset_root(root, check_preset(preset)), "--root")  # creates nothing
     preset = data_preset(preset)  # a training-only preset collects its data preset's datasets
     if is_maze2d(task_id):
@@ -42,7 +44,7 @@ def collect(task_id: str, level: str = "all", *, transitions: int | None = None,
 
         if backend != "numpy" or flavor not in (None, "paper"):
             raise UsageError(f"{task_id} has one engine and one flavor: drop --backend / --flavor")
-        return collect_maze2d(task_id, level, transitions=transitions, seed=seed, root=root, preset=preset,
+        return collect_maze2d(task_id, level, transitions=transitions, seed=seed or 0, root=root, preset=preset,
                               progress=progress, log=log)
     task = parse_task_id(task_id, flavor)
     levels = resolve_levels(level)
@@ -51,14 +53,14 @@ def collect(task_id: str, level: str = "all", *, transitions: int | None = None,
     if task.engine == "mujoco":  # halfcheetah-2x3: its own settings and random level
         from omarbench.collect.mujoco import collect_mujoco
 
-        return collect_mujoco(task, levels, transitions=transitions, seed=seed, root=root, backend=backend,
+        return collect_mujoco(task, levels, transitions=transitions, seed=seed or 0, root=root, backend=backend,
                               preset=preset, progress=progress, log=log, config=config, retrain=retrain)
     return collect_mpe(task, levels, transitions=transitions, seed=seed, root=root, backend=backend, preset=preset,
                        progress=progress, log=log, config=config, retrain=retrain)
 
 
 def ensure_dataset(task_id: str, level: str, *, preset: str = "paper", root: str | os.PathLike | None = None,
-                   backend: str = "numpy", seed: int = 0, progress: bool = True) -> Path:
+                   backend: str = "numpy", seed: int | None = None, progress: bool = True) -> Path:
     """The path of a complete dataset, collecting it first if it is missing or unfinished."""
     return collect(task_id, level, seed=seed, root=root, backend=backend, preset=preset, progress=progress,
                    log=_print_now)[0]

@@ -23,14 +23,21 @@ from __future__ import annotations
 import os
 import shlex
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from omarbench.collect.matd3 import MATD3Config
-from omarbench.collect.run import ActorPolicy, BehaviourRun, RunConfig
+from omarbench.collect.presets import (  # noqa: F401  (re-exported: the collector's public names)
+    MEDIUM_FRACTION,
+    PAPER_BEHAVIOUR_SEEDS,
+    CollectConfig,
+    preset_config,
+    preset_seed,
+    tiny_config,
+)
+from omarbench.collect.run import ActorPolicy, BehaviourRun
 from omarbench.collect.shipped import check_replay, install, matches, read_record, replay_run, shipped_path
 from omarbench.data import LEVELS, DatasetWriter, dataset_id, dataset_path, default_root, preset_root
 from omarbench.data.store import open_store
@@ -42,58 +49,11 @@ from omarbench.tasks.envs import make_vec_env
 from omarbench.tasks.prey import fixed_policy_for
 from omarbench.tasks.reference_policies import UNIFORM_RANDOM, policy_returns, uniform_actions
 from omarbench.tasks.spec import Task
-from omarbench.vocab import check_preset, parse_levels
+from omarbench.vocab import parse_levels
 
-# Fraction of the way from random to expert of the authors' medium datasets (docs/protocol.md §2).
-MEDIUM_FRACTION = {"spread": 0.32, "tag": 0.64, "world": 0.79}
 LEVEL_CODES = {level: i for i, level in enumerate(LEVELS)}
 RANDOM_REFERENCE_KEY = 7  # stream key of the random reference's actions (the level codes are 0..3)
 REFERENCE_SEED_OFFSET = 2_000_000  # reference episodes' environment seeds: seed + this (disjoint from eval)
-
-
-@dataclass(frozen=True)
-class CollectConfig:
-    """Everything that shapes a task's datasets, besides the seed."""
-
-    run: RunConfig = field(default_factory=RunConfig)
-    transitions: int = 1_000_000  # size of random / medium / expert
-    rollout_envs: int = 1_000
-    rollout_noise: float | None = None  # None: the behaviour run's exploration noise
-    reference_episodes: int = 1_000
-    medium_fraction: float = 0.5
-
-    @property
-    def noise(self) -> float:
-        return self.run.matd3.expl_noise if self.rollout_noise is None else self.rollout_noise
-
-
-def preset_config(task: Task, preset: str = "paper") -> CollectConfig:
-    """Named budgets: ``paper`` (1M-transition levels, a full behaviour run) and ``quick`` (minutes)."""
-    check_preset(preset)
-    frac = MEDIUM_FRACTION.get(task.name, 0.5)
-    matd3 = MATD3Config(actor_lr=1e-2, critic_lr=1e-2, batch_size=256)
-    if preset == "paper":
-        steps = {"spread": 2_000_000, "tag": 1_500_000, "world": 1_500_000}.get(task.name, 2_000_000)
-        if task.name == "spread" and task.n_agents != 3:  # agent-count runs: the budget scales with n
-            steps = int(round(steps * task.n_agents / 3, -4))
-        # learning rates decay linearly to a tenth: without it spread's run peaked at 850k of 2M steps
-        # and oscillated after (leaderboards/paper/behaviour-tuning)
-        matd3 = replace(matd3, lr_final_fraction=0.1)
-        buffer = RunConfig.buffer_size
-        if task.name == "spread":
-            # spread's runs keep every transition (the budget rounded up to a whole million): with a 1M-step
-            # ring, the 3- and 4-agent runs collapsed once it had overwritten the early, exploratory data
-            # (leaderboards/paper/behaviour-tuning, "The replay buffer")
-            buffer = max(buffer, -(-steps // 1_000_000) * 1_000_000)
-        if task.name == "spread" and task.n_agents >= 4:
-            # more exploration for four and more agents: the one setting of those probed that learned faster
-            # than the default at n = 4 (leaderboards/paper/behaviour-tuning)
-            matd3 = replace(matd3, expl_noise=0.2)
-        run = RunConfig(total_steps=steps, num_envs=16, segment_episodes=25, buffer_size=buffer, matd3=matd3)
-        return CollectConfig(run=run, medium_fraction=frac)
-    run = RunConfig(total_steps=300_000, num_envs=16, segment_episodes=10, eval_episodes=50, matd3=matd3)
-    return CollectConfig(run=run, transitions=50_000, rollout_envs=500, reference_episodes=300,
-                         medium_fraction=frac)
 
 
 def behaviour_dir(root: Path, task: Task, seed: int, preset: str) -> Path:
@@ -281,6 +241,13 @@ class Collector:
         path = dataset_path(dataset_id(self.task, level), self.root)
         if path.exists():
             _, store = open_store(path)  # one-line error if it is not a dataset
+            made = (store.attrs.get("seeds") or {}).get("behaviour")
+            if made is not None and made != self.seed:  # another seed's data: never reused nor extended
+                raise OmarbenchError(
+                    f"dataset {dataset_id(self.task, level)} at {str(path)!r} was made from behaviour seed "
+                    f"{made}, not {self.seed}: pass --seed {made} to use it, or delete it "
+                    f"(rm -r {shlex.quote(str(path))}) to collect seed {self.seed}'s"
+                )
             if store.complete:
                 check_intact(path, dataset_id(self.task, level))
                 self.log(f"{dataset_id(self.task, level)} is complete: {path}")
@@ -457,23 +424,17 @@ def resolve_levels(level: str) -> list[str]:
     return list(parse_levels(level, LEVELS))
 
 
-def collect_mpe(task: Task, levels: list[str], *, transitions: int | None = None, seed: int = 0,
+def collect_mpe(task: Task, levels: list[str], *, transitions: int | None = None, seed: int | None = None,
                 root: str | os.PathLike | None = None, backend: str = "numpy", preset: str = "paper",
                 progress: bool = True, log: Callable[[str], None] = print,
                 config: CollectConfig | None = None, retrain: bool = False) -> list[Path]:
     """The MPE collector behind :func:`omarbench.collect.api.collect` (which checks the arguments)."""
     cfg = config if config is not None else preset_config(task, preset)
+    seed = preset_seed(task, preset) if seed is None else seed
     base = preset_root(root, preset)
     check_writable(base)
     return Collector(task, cfg, seed=seed, root=base, backend=backend, preset=preset, log=log,
                      progress=progress, retrain=retrain).collect(levels, transitions)
-
-
-def tiny_config(total_steps: int = 4_000, transitions: int = 2_000) -> CollectConfig:
-    """A seconds-long configuration for tests and smoke runs."""
-    run = RunConfig(total_steps=total_steps, num_envs=8, segment_episodes=5, warmup_steps=500, eval_episodes=10,
-                    matd3=replace(MATD3Config(), batch_size=64, actor_lr=1e-2, critic_lr=1e-2))
-    return CollectConfig(run=run, transitions=transitions, rollout_envs=40, reference_episodes=20)
 
 
 __all__ = ["CollectConfig", "Collector", "collect_mpe", "preset_config", "tiny_config"]

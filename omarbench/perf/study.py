@@ -128,16 +128,16 @@ def behaviour_rate(task_id: str, steps: int, reps: int) -> tuple[float, int]:
 
 
 def shipped_steps(task_id: str) -> int | None:
-    """Steps a shipped behaviour run of the task (``paper`` preset, seed 0) still trains when installed:
+    """Steps a shipped behaviour run of the task (``paper`` preset, its seed) still trains when installed:
     the medium-replay prefix (:mod:`omarbench.collect.shipped`); None if the package ships no such run."""
     import json
 
     from omarbench.collect import shipped
-    from omarbench.collect.collector import preset_config
+    from omarbench.collect.collector import preset_config, preset_seed
     from omarbench.collect.run import RunConfig
 
     task = parse_task_id(task_id)
-    src = shipped.shipped_path(f"{task.id.replace(':', '+')}-paper-seed0")
+    src = shipped.shipped_path(f"{task.id.replace(':', '+')}-paper-seed{preset_seed(task, 'paper')}")
     if src is None:
         return None
     info = json.loads((src / "run.json").read_text())

@@ -216,20 +216,27 @@ def test_another_seeds_dataset_is_refused_not_reused(tmp_path):
 
 
 def test_the_paper_behaviour_seeds_follow_the_stated_rule():
-    """Each listed seed is the first tried whose shipped run's expert reference meets the target (the paper's
-    expert minus 5% of its span), and every lower seed's shipped run misses it."""
+    """The rule applied to the shipped runs of seeds 0 and 1 (the first whose expert reference meets the
+    paper's expert minus 5% of its span, else the higher) gives each paper task's preset seed."""
     from omarbench.collect import shipped
     from omarbench.collect.collector import PAPER_BEHAVIOUR_SEEDS, preset_seed
     from omarbench.data.paper_refs import paper_references
 
     assert preset_seed(parse_task_id("spread-n1"), "quick") == 0
-    for tid, seed in PAPER_BEHAVIOUR_SEEDS.items():
-        assert preset_seed(parse_task_id(tid), "paper") == seed
+    assert set(PAPER_BEHAVIOUR_SEEDS) <= {"spread", "tag", "world"}
+    for tid in ("spread", "tag", "world"):
         ref = {k: v["mean"] for k, v in paper_references(parse_task_id(tid)).items()}
         target = ref["expert"] - 0.05 * (ref["expert"] - ref["random"])
-        experts = []
-        for s in range(seed + 1):
+        experts = {}
+        for s in (0, 1):
             src = shipped.shipped_path(f"{tid}-paper-seed{s}")
-            assert src is not None, f"{tid} seed {s}: the rule's evidence is not shipped"
-            experts.append(json.loads((src / "run.json").read_text())["references"]["expert"]["mean"])
-        assert experts[-1] >= target and all(e < target for e in experts[:-1]), (tid, experts, target)
+            if src is not None:
+                experts[s] = json.loads((src / "run.json").read_text())["references"]["expert"]["mean"]
+            if experts.get(s, -float("inf")) >= target:
+                break
+        assert 0 in experts, f"{tid}: the rule's first seed is not shipped"
+        met = [s for s, e in experts.items() if e >= target]
+        if not met:
+            assert len(experts) == 2, f"{tid}: seed 0 misses the target and seed 1 is not shipped"
+        rule = met[0] if met else max(experts, key=experts.get)
+        assert preset_seed(parse_task_id(tid), "paper") == rule, (tid, experts, target)

@@ -30,6 +30,7 @@ import dataclasses
 import os
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
@@ -196,7 +197,18 @@ def _load() -> float:
         return float("nan")
 
 
-def run(quick: bool = False) -> None:
+def job_seconds(per_round: dict, evals: dict, eval_every: int) -> dict[str, float]:
+    """Projected CPU seconds of each study job (5 seeds batched), keyed ``"algo|task|level"``."""
+    out = {}
+    for a, t, lv, rounds in study_runs():
+        n_evals = rounds // eval_every + 1
+        out[f"{a}|{t}|{lv}"] = rounds * per_round[(a, t)] + n_evals * evals[t][0] + evals[t][1]
+    return out
+
+
+def run(quick: bool = False, save: str | os.PathLike | None = None, training_only: bool = False) -> None:
+    """Print the projection; ``save``: also write the per-job projection as JSON; ``training_only``: only the
+    float32 rounds and evaluations (no bfloat16 rounds, zoo ratios or behaviour training)."""
     reps = 2 if quick else 5
     load_before = _load()
     kernel = resolve_kernel()
@@ -209,7 +221,8 @@ def run(quick: bool = False) -> None:
           "@bf16: sample_precision=bf16):")
     for t in tasks:
         algos = list(dict.fromkeys(a for a, tt, _, _ in runs if tt == t))
-        times = round_times(t, algos, reps, bf16=tuple(a for a in algos if a in BF16_ALGOS))
+        bf16 = () if training_only else tuple(a for a in algos if a in BF16_ALGOS)
+        times = round_times(t, algos, reps, bf16=bf16)
         per_round.update({(a, t): s for a, s in times.items()})
         evals[t] = eval_times(t)
         print(f"  {t:10s} " + "  ".join(f"{a} {s:.3f}" for a, s in times.items())
@@ -232,6 +245,9 @@ def run(quick: bool = False) -> None:
         return total
 
     training = training_time(bf16=False)
+    if training_only:
+        _save(save, kernel, load_before, job_seconds(per_round, evals, cfg.eval_every), None)
+        return
     training_bf16 = training_time(bf16=True)
     print("zoo vs the authors' per-agent structure (spread sizes, 5 seeds x 3 agents):")
     for a, (r15, r5) in authors_ratios(reps).items():
@@ -254,3 +270,83 @@ def run(quick: bool = False) -> None:
         print(f"projected wall time of the whole paper study{label} on 2 cores: {total / 2 / 60:.0f} min "
               f"({total / 60:.0f} core-minutes / 2, perfect packing; matmul kernel {kernel}; "
               f"load average {load_before:.1f} at the start, {_load():.1f} now)", flush=True)
+    _save(save, kernel, load_before, job_seconds(per_round, evals, cfg.eval_every),
+          {"full": round(behaviour_s, 1), "shipped": round(shipped_s, 1)})
+
+
+def _save(path, kernel: str, load_before: float, jobs: dict[str, float], behaviour: dict | None) -> None:
+    if path is None:
+        return
+    from omarbench.io import atomic_write_json
+
+    atomic_write_json(Path(path), {
+        "what": "projected CPU seconds of each paper-study job (5 seeds), python -m omarbench.perf.study",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "matmul_kernel": kernel,
+        "cpu": cpu_label(), "load_average": [round(load_before, 2), round(_load(), 2)],
+        "jobs": {k: round(v, 3) for k, v in jobs.items()}, "behaviour_s": behaviour})
+    print(f"per-job projection saved to {path}")
+
+
+def cpu_label() -> str:
+    """The CPU's model name and family, as /proc/cpuinfo gives them ("" where it is not readable)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+    fields = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    return f"{fields.get('model name', '')} (family {fields.get('cpu family', '?')})".strip()
+
+
+def compare(projection: str | os.PathLike, records: str | os.PathLike) -> list[tuple[str, float, float]]:
+    """``(job, recorded wall s, projected s)`` for every study job that has all its 5 seeds recorded.
+
+    A job's record holds the wall time of the whole batched job (every seed's record the same), so each
+    job counts once."""
+    import json
+
+    jobs = json.loads(Path(projection).read_text())["jobs"]
+    walls: dict[str, dict[int, float]] = {}
+    for f in sorted(Path(records).glob("*.json")):
+        rec = json.loads(f.read_text())
+        key = f"{rec['algo']}|{rec['task']}|{rec['level']}"
+        if rec.get("status") == "ok" and key in jobs:
+            walls.setdefault(key, {})[int(rec["seed"])] = float(rec["wall_time_s"])
+    return [(k, max(w.values()), jobs[k]) for k, w in walls.items() if len(w) == SEEDS]
+
+
+def print_comparison(projection: str | os.PathLike, records: str | os.PathLike) -> float | None:
+    rows = compare(projection, records)
+    if not rows:
+        print("no study job with all its seeds recorded")
+        return None
+    print(f"{'job':40s} {'recorded s':>11s} {'projected s':>12s} {'ratio':>6s}")
+    for k, wall, proj in rows:
+        print(f"{k:40s} {wall:11.0f} {proj:12.0f} {wall / proj:6.2f}")
+    wall, proj = sum(r[1] for r in rows), sum(r[2] for r in rows)
+    print(f"{len(rows)} of {len(study_runs())} jobs: recorded {wall / 60:.1f} core-minutes, projected "
+          f"{proj / 60:.1f}: ratio {wall / proj:.3f}")
+    return wall / proj
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m omarbench.perf.study", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run)")
+    parser.add_argument("--save", metavar="FILE", help="also write the per-job projection as JSON")
+    parser.add_argument("--training-only", action="store_true",
+                        help="only the float32 update rounds and evaluations (no bf16, zoo ratios, behaviour)")
+    parser.add_argument("--check", nargs=2, metavar=("PROJECTION", "RECORDS"),
+                        help="compare the recorded jobs in RECORDS with a saved projection instead of measuring")
+    args = parser.parse_args(argv)
+    if args.check:
+        print_comparison(*args.check)
+    else:
+        run(quick=args.quick, save=args.save, training_only=args.training_only)
+
+
+if __name__ == "__main__":
+    main()

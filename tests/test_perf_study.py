@@ -32,3 +32,19 @@ def test_comparison_counts_only_jobs_with_every_seed(tmp_path):
     assert compare(proj, recs) == [("OMAR|tag|expert", 120.0, 100.0)]
     record("MA-CQL", SEEDS - 1, 40.0, status="failed")  # a failed run does not complete the job
     assert [k for k, _, _ in compare(proj, recs)] == ["OMAR|tag|expert"]
+
+
+def test_comparison_skips_behaviour_records_and_later_machines(tmp_path):
+    proj = tmp_path / "projection.json"
+    proj.write_text(json.dumps({"jobs": {"OMAR|tag|expert": 100.0, "MA-CQL|tag|expert": 50.0}}))
+    recs = tmp_path / "records"
+    recs.mkdir()
+    for algo, created in (("OMAR", "2026-12-04T07:00:00Z"), ("MA-CQL", "2026-12-04T19:30:00Z")):
+        for s in range(SEEDS):
+            rec = {"algo": algo, "task": "tag", "level": "expert", "seed": s, "status": "ok",
+                   "wall_time_s": 90.0, "created": created}
+            (recs / f"{algo}__tag__expert__seed{s}.json").write_text(json.dumps(rec))
+    # the agent-count study's behaviour records carry no algorithm
+    (recs / "behaviour__tag__expert__abc.json").write_text(json.dumps({"kind": "behaviour", "task": "tag"}))
+    assert sorted(k for k, _, _ in compare(proj, recs)) == ["MA-CQL|tag|expert", "OMAR|tag|expert"]
+    assert compare(proj, recs, until="2026-12-04T12:00") == [("OMAR|tag|expert", 90.0, 100.0)]

@@ -300,25 +300,31 @@ def cpu_label() -> str:
     return f"{fields.get('model name', '')} (family {fields.get('cpu family', '?')})".strip()
 
 
-def compare(projection: str | os.PathLike, records: str | os.PathLike) -> list[tuple[str, float, float]]:
+def compare(projection: str | os.PathLike, records: str | os.PathLike,
+            until: str | None = None) -> list[tuple[str, float, float]]:
     """``(job, recorded wall s, projected s)`` for every study job that has all its 5 seeds recorded.
 
     A job's record holds the wall time of the whole batched job (every seed's record the same), so each
-    job counts once."""
+    job counts once. Behaviour records are not jobs of the projection and are skipped; ``until`` (an ISO
+    time such as ``2026-12-04T12:00``) keeps only records created up to then, to compare the part of a
+    study that ran on the machine the projection was measured on."""
     import json
 
     jobs = json.loads(Path(projection).read_text())["jobs"]
     walls: dict[str, dict[int, float]] = {}
     for f in sorted(Path(records).glob("*.json")):
         rec = json.loads(f.read_text())
+        if "algo" not in rec or (until is not None and str(rec.get("created", "")) > until):
+            continue
         key = f"{rec['algo']}|{rec['task']}|{rec['level']}"
         if rec.get("status") == "ok" and key in jobs:
             walls.setdefault(key, {})[int(rec["seed"])] = float(rec["wall_time_s"])
     return [(k, max(w.values()), jobs[k]) for k, w in walls.items() if len(w) == SEEDS]
 
 
-def print_comparison(projection: str | os.PathLike, records: str | os.PathLike) -> float | None:
-    rows = compare(projection, records)
+def print_comparison(projection: str | os.PathLike, records: str | os.PathLike,
+                     until: str | None = None) -> float | None:
+    rows = compare(projection, records, until)
     if not rows:
         print("no study job with all its seeds recorded")
         return None
@@ -341,9 +347,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="only the float32 update rounds and evaluations (no bf16, zoo ratios, behaviour)")
     parser.add_argument("--check", nargs=2, metavar=("PROJECTION", "RECORDS"),
                         help="compare the recorded jobs in RECORDS with a saved projection instead of measuring")
+    parser.add_argument("--until", metavar="TIME",
+                        help="with --check: only records created up to TIME (ISO, e.g. 2026-12-04T12:00)")
     args = parser.parse_args(argv)
     if args.check:
-        print_comparison(*args.check)
+        print_comparison(*args.check, until=args.until)
     else:
         run(quick=args.quick, save=args.save, training_only=args.training_only)
 

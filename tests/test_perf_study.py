@@ -48,3 +48,4 @@ def test_comparison_skips_behaviour_records_and_later_machines(tmp_path):
     (recs / "behaviour__tag__expert__abc.json").write_text(json.dumps({"kind": "behaviour", "task": "tag"}))
     assert sorted(k for k, _, _ in compare(proj, recs)) == ["MA-CQL|tag|expert", "OMAR|tag|expert"]
     assert compare(proj, recs, until="2026-12-04T12:00") == [("OMAR|tag|expert", 90.0, 100.0)]
+    assert compare(proj, recs, since="2026-12-04T12:00") == [("MA-CQL|tag|expert", 90.0, 50.0)]

@@ -301,20 +301,21 @@ def cpu_label() -> str:
 
 
 def compare(projection: str | os.PathLike, records: str | os.PathLike,
-            until: str | None = None) -> list[tuple[str, float, float]]:
+            until: str | None = None, since: str | None = None) -> list[tuple[str, float, float]]:
     """``(job, recorded wall s, projected s)`` for every study job that has all its 5 seeds recorded.
 
     A job's record holds the wall time of the whole batched job (every seed's record the same), so each
-    job counts once. Behaviour records are not jobs of the projection and are skipped; ``until`` (an ISO
-    time such as ``2026-12-04T12:00``) keeps only records created up to then, to compare the part of a
-    study that ran on the machine the projection was measured on."""
+    job counts once. Behaviour records are not jobs of the projection and are skipped; ``since`` and
+    ``until`` (ISO times such as ``2026-12-04T12:00``) keep only records created in that window, to compare
+    the part of a study that ran on the machine the projection was measured on."""
     import json
 
     jobs = json.loads(Path(projection).read_text())["jobs"]
     walls: dict[str, dict[int, float]] = {}
     for f in sorted(Path(records).glob("*.json")):
         rec = json.loads(f.read_text())
-        if "algo" not in rec or (until is not None and str(rec.get("created", "")) > until):
+        created = str(rec.get("created", ""))
+        if "algo" not in rec or (until is not None and created > until) or (since is not None and created < since):
             continue
         key = f"{rec['algo']}|{rec['task']}|{rec['level']}"
         if rec.get("status") == "ok" and key in jobs:
@@ -323,8 +324,8 @@ def compare(projection: str | os.PathLike, records: str | os.PathLike,
 
 
 def print_comparison(projection: str | os.PathLike, records: str | os.PathLike,
-                     until: str | None = None) -> float | None:
-    rows = compare(projection, records, until)
+                     until: str | None = None, since: str | None = None) -> float | None:
+    rows = compare(projection, records, until, since)
     if not rows:
         print("no study job with all its seeds recorded")
         return None
@@ -349,9 +350,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="compare the recorded jobs in RECORDS with a saved projection instead of measuring")
     parser.add_argument("--until", metavar="TIME",
                         help="with --check: only records created up to TIME (ISO, e.g. 2026-12-04T12:00)")
+    parser.add_argument("--since", metavar="TIME", help="with --check: only records created from TIME on")
     args = parser.parse_args(argv)
     if args.check:
-        print_comparison(*args.check, until=args.until)
+        print_comparison(*args.check, until=args.until, since=args.since)
     else:
         run(quick=args.quick, save=args.save, training_only=args.training_only)
 

@@ -35,6 +35,7 @@ from pathlib import Path
 import torch
 
 from omarbench.kernels import resolve_kernel
+from omarbench.machine import cpu_label
 from omarbench.offline.algos import get_algorithm
 from omarbench.offline.algos.core import Learners
 from omarbench.offline.presets import PAPER_ROUNDS, make_config
@@ -285,19 +286,6 @@ def _save(path, kernel: str, load_before: float, jobs: dict[str, float], behavio
         "cpu": cpu_label(), "load_average": [round(load_before, 2), round(_load(), 2)],
         "jobs": {k: round(v, 3) for k, v in jobs.items()}, "behaviour_s": behaviour})
     print(f"per-job projection saved to {path}")
-
-
-def cpu_label() -> str:
-    """The CPU's model name and family, as /proc/cpuinfo gives them ("" where it is not readable)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return ""
-    fields = {}
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
-    return f"{fields.get('model name', '')} (family {fields.get('cpu family', '?')})".strip()
 
 
 def compare(projection: str | os.PathLike, records: str | os.PathLike,

@@ -1,8 +1,11 @@
 """The machine a run ran on, as run records name it.
 
-The float rounding of a training run depends on the CPU (its instruction set decides which kernel code
-MKL or oneDNN runs), so two machines give different numbers from the same code and data. Records carry
-the CPU's model name and family so that a study made on several machines says which runs ran where."""
+The float rounding of a training run depends on the CPU: its instruction set decides which code MKL or
+oneDNN runs for the matrix products and which vector width PyTorch's own kernels (reductions,
+elementwise maths) use, so two machines give different numbers from the same code and data. Records carry
+the CPU's model name, family and model, and PyTorch's CPU capability (``AVX2``, ``AVX512``; the
+environment variable ``ATEN_CPU_CAPABILITY`` lowers it), so that a study made on several machines says
+which runs ran where and with which arithmetic."""
 
 from __future__ import annotations
 
@@ -28,3 +31,14 @@ def cpu_label() -> str:
         return ""
     family, model = fields.get("cpu family", "?"), fields.get("model", "?")
     return f"{fields.get('model name', '')} (family {family}, model {model})".strip()
+
+
+def cpu_capability() -> str:
+    """The vector instruction set PyTorch's CPU kernels run (``torch.backends.cpu.get_cpu_capability()``:
+    ``AVX2``, ``AVX512``, ...; ``""`` where torch cannot say)."""
+    try:
+        import torch
+
+        return str(torch.backends.cpu.get_cpu_capability())
+    except (ImportError, AttributeError, RuntimeError):
+        return ""

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from omarbench.io import atomic_write_text
-from omarbench.machine import cpu_label
+from omarbench.machine import cpu_capability, cpu_label
 from omarbench.versions import combine, source_digest, version_string
 
 if TYPE_CHECKING:  # pandas is imported where tables are built, so writers stay light
@@ -176,7 +176,7 @@ def write_record(results_dir: str | os.PathLike, record: Mapping[str, Any]) -> P
     if record["status"] not in STATUSES:
         raise ValueError(f"run record status {record['status']!r} is not one of {', '.join(STATUSES)}")
     if "cpu" not in record:  # the machine decides the float rounding, so a record says which one ran it
-        record = {**record, "cpu": cpu_label()}
+        record = {**record, "cpu": cpu_label(), "cpu_capability": cpu_capability()}
     return atomic_write_text(Path(results_dir) / record_filename(record), record_text(record))
 
 

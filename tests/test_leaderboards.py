@@ -52,7 +52,8 @@ def test_report_on_committed_records_regenerates_committed_files(name, tmp_path)
 CARDS = Path(__file__).resolve().parent.parent / "dataset_cards"
 # records folders whose datasets have committed cards (the quick datasets are remade by the main line) ->
 # the cards' folder (the precision study's datasets were collected on another CPU vendor: other digests)
-CARDED = {"maze2d/records": CARDS, "paper/rerun/records": CARDS,
+CARDED = {"maze2d/records": CARDS, "paper/records": CARDS,
+          "paper/cpu-check/avx2/records": CARDS, "paper/cpu-check/avx512/records": CARDS,
           "paper/precision/fp32/records": LEADERBOARDS / "paper/precision/cards",
           "paper/precision/bf16/records": LEADERBOARDS / "paper/precision/cards"}
 
@@ -79,3 +80,21 @@ def test_every_record_names_a_dataset_digest_of_a_committed_card(records):
         ds = json.loads(f.read_text())["dataset"]
         assert ds["id"] in cards, f"{f.name}: no committed card for dataset {ds['id']}"
         assert ds["digest"] == cards[ds["id"]], f"{f.name}: digest differs from its card's"
+
+
+def test_the_cpu_check_with_avx2_kernels_equals_the_study_records():
+    """leaderboards/paper/cpu-check/: on an AVX-512 CPU with ATEN_CPU_CAPABILITY=avx2 the job reproduced the
+    study's records (made without AVX-512) in every result field; with AVX-512 kernels it did not."""
+    check = LEADERBOARDS / "paper/cpu-check"
+    study = LEADERBOARDS / "paper/records"
+    if not check.is_dir() or not study.is_dir():
+        pytest.skip("the CPU check or the study's records are not committed")
+    result_fields = ("final", "best", "curve", "weights_sha256", "key", "code_version", "dataset", "config")
+    for kernels, same in (("avx2", True), ("avx512", False)):
+        files = sorted((check / kernels / "records").glob("*.json"))
+        assert len(files) == 5
+        for f in files:
+            mine, theirs = json.loads(f.read_text()), json.loads((study / f.name).read_text())
+            assert mine["key"] == theirs["key"] and mine["dataset"] == theirs["dataset"]
+            equal = all(mine[k] == theirs[k] for k in result_fields)
+            assert equal is same, f"{kernels}/{f.name}"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from omarbench import results as rs
-from omarbench.machine import cpu_label
+from omarbench.machine import cpu_capability, cpu_label
 
 
 def make_record(algo="OMAR", task="spread", level="medium", seed=0, score=50.0, *, status="ok", preset="paper",
@@ -36,7 +36,7 @@ def test_write_is_atomic_and_named_by_contract(tmp_path):
     rec = make_record(task="tag:mpe2", seed=3)
     path = rs.write_record(tmp_path, rec)
     assert path.name == f"OMAR__tag+mpe2__medium__seed3__{rec['key'][:12]}.json"
-    assert json.loads(path.read_text()) == {**rec, "cpu": cpu_label()}
+    assert json.loads(path.read_text()) == {**rec, "cpu": cpu_label(), "cpu_capability": cpu_capability()}
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
 
 
@@ -47,6 +47,8 @@ def test_a_record_names_the_cpu_it_ran_on(tmp_path, monkeypatch):
         assert "family" in label and "model" in label
     path = rs.write_record(tmp_path, make_record(seed=1))
     assert json.loads(path.read_text())["cpu"] == label
+    capabilities = ("DEFAULT", "AVX2", "AVX512", "ZVECTOR", "VSX", "SVE256")
+    assert json.loads(path.read_text())["cpu_capability"] in capabilities
     given = rs.write_record(tmp_path, {**make_record(seed=2), "cpu": "Some CPU (family 1, model 2)"})
     assert json.loads(given.read_text())["cpu"] == "Some CPU (family 1, model 2)"
     assert len(rs.load_records(tmp_path)) == 2  # an extra field does not disturb the tables
@@ -255,7 +257,7 @@ def test_record_file_is_compact_json_with_one_field_per_line(tmp_path):
     rec = make_record(seed=3, score=1.5)
     path = rs.write_record(tmp_path, rec)
     text = path.read_text()
-    written = {**rec, "cpu": cpu_label()}
+    written = {**rec, "cpu": cpu_label(), "cpu_capability": cpu_capability()}
     assert json.loads(text) == json.loads(json.dumps(written))
     assert len(text.splitlines()) == len(written) + 2
 

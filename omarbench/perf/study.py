@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 
 from omarbench.kernels import resolve_kernel
-from omarbench.machine import cpu_label
+from omarbench.machine import cpu_capability, cpu_label
 from omarbench.offline.algos import get_algorithm
 from omarbench.offline.algos.core import Learners
 from omarbench.offline.presets import PAPER_ROUNDS, make_config
@@ -283,7 +283,8 @@ def _save(path, kernel: str, load_before: float, jobs: dict[str, float], behavio
     atomic_write_json(Path(path), {
         "what": "projected CPU seconds of each paper-study job (5 seeds), python -m omarbench.perf.study",
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "matmul_kernel": kernel,
-        "cpu": cpu_label(), "load_average": [round(load_before, 2), round(_load(), 2)],
+        "cpu": cpu_label(), "cpu_capability": cpu_capability(),
+        "load_average": [round(load_before, 2), round(_load(), 2)],
         "jobs": {k: round(v, 3) for k, v in jobs.items()}, "behaviour_s": behaviour})
     print(f"per-job projection saved to {path}")
 

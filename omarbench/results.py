@@ -29,7 +29,7 @@ import math
 import os
 import subprocess
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -169,14 +169,19 @@ def record_text(record: Mapping[str, Any]) -> str:
 
 
 def write_record(results_dir: str | os.PathLike, record: Mapping[str, Any]) -> Path:
-    """Write one run record atomically into ``results_dir``; returns its path."""
+    """Write one run record atomically into ``results_dir``; returns its path. A record without ``cpu`` is
+    stamped with the CPU and PyTorch's CPU capability (in place, when it is a mutable mapping)."""
     missing = [f for f in RECORD_FIELDS if f not in record]
     if missing:
         raise ValueError(f"run record lacks field(s) {', '.join(missing)}")
     if record["status"] not in STATUSES:
         raise ValueError(f"run record status {record['status']!r} is not one of {', '.join(STATUSES)}")
     if "cpu" not in record:  # the machine decides the float rounding, so a record says which one ran it
-        record = {**record, "cpu": cpu_label(), "cpu_capability": cpu_capability()}
+        stamp = {"cpu": cpu_label(), "cpu_capability": cpu_capability()}
+        if isinstance(record, MutableMapping):
+            record.update(stamp)  # the caller's copy then equals the file
+        else:
+            record = {**record, **stamp}
     return atomic_write_text(Path(results_dir) / record_filename(record), record_text(record))
 
 

@@ -19,7 +19,7 @@ PKG = Path(omarbench.__file__).resolve().parent
 # Stages from the ground floor up; a module may import its own stage and the stages below it only.
 STAGES: dict[str, int] = {
     "__init__": 0, "errors": 0, "vocab": 0, "paths": 0, "io": 0, "versions": 0, "guard": 0, "progress": 0,
-    "kernels": 0,
+    "kernels": 0, "machine": 0,
     "tasks": 1,
     "data": 2, "results": 2,
     "collect": 3, "offline": 3,

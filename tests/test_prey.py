@@ -111,3 +111,25 @@ def test_prey_training_writes_a_prey_its_provenance_describes(tmp_path):
     obs = np.zeros((3, task.agents[task.fixed_indices[0]].obs_dim))
     act = prey(obs)
     assert act.shape == (3, 2) and np.all(np.abs(act) <= 1.0)
+
+
+def test_prey_training_can_write_a_named_checkpoint_instead_of_the_rule_s_choice(tmp_path):
+    """`omarbench prey train --pick STEPS`: that checkpoint's prey, the provenance saying so; a step with no
+    checkpoint is a one-line error naming the valid ones."""
+    from omarbench.collect.matd3 import MATD3Config
+    from omarbench.collect.prey_training import train_prey
+    from omarbench.collect.run import RunConfig
+    from omarbench.errors import UsageError
+
+    config = RunConfig(total_steps=1_200, num_envs=8, segment_episodes=2, warmup_steps=400, eval_episodes=4,
+                       matd3=MATD3Config(batch_size=64, hidden=16))
+    out = tmp_path / "prey" / "tag.pt"
+    train_prey("tag", root=tmp_path / "data", config=config, out=out, episodes=12, log=lambda s: None, pick=800)
+    prov = json.loads(out.with_suffix(".json").read_text())
+    assert prov["picked"] == 800 and prov["chosen"]["steps"] == 800 and prov["steps"] == 800
+    assert prov["rule_choice"] == select_candidate(prov["candidates"], prov["targets"])
+    assert TrainedPrey(out).digest == prov["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    with pytest.raises(UsageError, match=r"--pick 500: no checkpoint at that step; choose from: 0, 800, 1200"):
+        train_prey("tag", root=tmp_path / "data", config=config, out=tmp_path / "x.pt", episodes=12,
+                   log=lambda s: None, pick=500)
+    assert not (tmp_path / "x.pt").exists()

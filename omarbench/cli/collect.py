@@ -59,6 +59,9 @@ def prey_train_command(
     out: Annotated[
         Path | None, typer.Option("--out", help="Weights file (default: the package's prey asset).")
     ] = None,
+    pick: Annotated[int | None, typer.Option(
+        "--pick", help="Write the prey of the checkpoint at this step, not the rule's choice (ablations)."
+    )] = None,
 ) -> None:
     """Co-train predators and prey, score every checkpoint's prey, ship the one the selection rule picks."""
     from dataclasses import replace
@@ -74,4 +77,4 @@ def prey_train_command(
         check_int("--steps", steps, 1, MAX_STEPS)
     config = PREY_RUN if steps is None else replace(PREY_RUN, total_steps=steps)
     console = make_console()
-    train_prey(task, seed=seed, root=root, backend=backend, config=config, out=out, log=console.print)
+    train_prey(task, seed=seed, root=root, backend=backend, config=config, out=out, log=console.print, pick=pick)

@@ -154,8 +154,12 @@ def select_candidate(candidates: list[dict[str, Any]], targets: dict[str, Any]) 
 
 def train_prey(task_id: str, *, seed: int = 0, root: str | os.PathLike | None = None, backend: str = "numpy",
                config: RunConfig = PREY_RUN, out: Path | None = None, episodes: int = CANDIDATE_EPISODES,
-               log: Callable[[str], None] = print) -> Path:
-    """Co-train, score every checkpoint's prey, select one by the rule, write the asset; returns its path."""
+               log: Callable[[str], None] = print, pick: int | None = None) -> Path:
+    """Co-train, score every checkpoint's prey, select one by the rule, write the asset; returns its path.
+
+    ``pick`` (the step count of a checkpoint) writes that checkpoint's prey instead of the rule's choice,
+    for ablations on the prey; the provenance then says so (``picked``) and the rule's choice stays
+    recorded (``rule_choice``)."""
     task = parse_task_id(task_id)
     if seed < 0:
         raise UsageError(f"--seed must be non-negative, got {seed}")
@@ -167,6 +171,8 @@ def train_prey(task_id: str, *, seed: int = 0, root: str | os.PathLike | None = 
     if backend not in BACKENDS:
         raise bad_choice("backend", backend, BACKENDS)
     check_positive("--steps", config.total_steps)
+    if pick is not None:
+        check_int("--pick", pick, 0, config.total_steps)
     if not task.fixed_indices:
         raise UsageError(f"task {task.id!r} has no fixed agents; prey are trained for: tag, world")
     if out is not None:
@@ -191,7 +197,13 @@ def train_prey(task_id: str, *, seed: int = 0, root: str | os.PathLike | None = 
         log(f"  candidate {c['steps']:>7,}: random {scores['random']['mean']:7.2f} "
             f"(catches {scores['random_catches']:.2f}), chase {scores['chase']['mean']:7.2f} "
             f"(catches {scores['chase_catches']:.2f})")
-    chosen = select_candidate(candidates, targets)
+    chosen = rule_choice = select_candidate(candidates, targets)
+    if pick is not None:
+        at = {c["steps"]: c for c in candidates}
+        if pick not in at:
+            raise UsageError(f"--pick {pick}: no checkpoint at that step; choose from: "
+                             + ", ".join(f"{k}" for k in sorted(at)))
+        chosen = at[pick]
     actors = run.load_actors(chosen["segment"])
     path = out if out is not None else prey_asset_path(task)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -214,6 +226,7 @@ def train_prey(task_id: str, *, seed: int = 0, root: str | os.PathLike | None = 
         "seeds": [seed],
         "candidates": candidates,
         "chosen": chosen,
+        **({"picked": pick, "rule_choice": rule_choice} if pick is not None else {}),
         "steps": chosen["steps"],
         "seed": seed,
         "backend": backend,

@@ -40,7 +40,7 @@ def test_write_is_atomic_and_named_by_contract(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
 
 
-def test_a_record_names_the_cpu_it_ran_on(tmp_path, monkeypatch):
+def test_a_record_names_the_cpu_it_ran_on(tmp_path):
     """The CPU decides a run's float rounding: records carry its label, and keep one they were given."""
     label = cpu_label()
     if Path("/proc/cpuinfo").is_file():

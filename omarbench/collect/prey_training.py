@@ -186,11 +186,16 @@ def train_prey(task_id: str, *, seed: int = 0, root: str | os.PathLike | None = 
     run = BehaviourRun(co_task, run_dir, config, seed=seed, backend=backend)
     log(f"co-training predators and prey of {task.id} in {run_dir}")
     info = run.train(progress=lambda s, t, r: log(f"  step {s:,}/{t:,}: predator return {r:.2f}"))
-    candidates, seen = [], set()
+    distinct, seen = [], set()
     for c in info["checkpoints"]:
-        if c["digest"] in seen:  # the same weights as an earlier checkpoint (no update in between)
-            continue
-        seen.add(c["digest"])
+        if c["digest"] not in seen:  # the same weights as an earlier checkpoint (no update in between) are skipped
+            seen.add(c["digest"])
+            distinct.append(c)
+    if pick is not None and pick not in {c["steps"] for c in distinct}:  # before the costly scoring
+        raise UsageError(f"--pick {pick}: no checkpoint at that step; choose from: "
+                         + ", ".join(str(c["steps"]) for c in distinct))
+    candidates = []
+    for c in distinct:
         scores = score_candidate(task, run.load_actors(c["segment"])[prey], episodes=episodes, backend=backend)
         candidates.append({"segment": c["segment"], "steps": c["steps"], "updates": c["updates"],
                            "checkpoint_digest": c["digest"], "scores": scores})
@@ -199,11 +204,7 @@ def train_prey(task_id: str, *, seed: int = 0, root: str | os.PathLike | None = 
             f"(catches {scores['chase_catches']:.2f})")
     chosen = rule_choice = select_candidate(candidates, targets)
     if pick is not None:
-        at = {c["steps"]: c for c in candidates}
-        if pick not in at:
-            raise UsageError(f"--pick {pick}: no checkpoint at that step; choose from: "
-                             + ", ".join(f"{k}" for k in sorted(at)))
-        chosen = at[pick]
+        chosen = next(c for c in candidates if c["steps"] == pick)
     actors = run.load_actors(chosen["segment"])
     path = out if out is not None else prey_asset_path(task)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -25,8 +25,9 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
     return Path(root).expanduser() if root else default_root()
 
 
-def preset_root(root: str | os.PathLike | None, preset: str = "paper") -> Path:
-    """The data root a collection preset uses: ``root`` for ``paper``, ``root/<preset>`` otherwise.
+def preset_root(root: str | os.PathLike | None, preset: str = "paper", task_id: str | None = None) -> Path:
+    """The data root a collection preset uses (for ``task_id``): ``root`` for ``paper``, ``root/<preset>``
+    otherwise; a training-only preset uses its data preset's (:func:`omarbench.vocab.data_preset`).
 
     Keeping small-budget datasets apart means a ``paper`` run can never pick up a ``quick`` dataset
     of the same id (or the other way round).
@@ -34,7 +35,7 @@ def preset_root(root: str | os.PathLike | None, preset: str = "paper") -> Path:
     from omarbench.vocab import data_preset
 
     base = Path(root).expanduser() if root is not None else default_root()
-    preset = data_preset(preset)  # a training-only preset (laptop) reads the paper datasets
+    preset = data_preset(preset, task_id)  # a training-only preset (maze2d's laptop) reads the paper datasets
     return base if preset == "paper" else base / preset
 
 

@@ -21,6 +21,9 @@ PRESETS: tuple[str, ...] = ("paper", "quick", "laptop")  # budgets of collection
 # ``laptop``: a training budget for maze2d that this project's 2-core machine finishes for the whole grid
 # (omarbench.offline.maze2d_presets); its datasets are the ``paper`` ones
 DATA_PRESETS: dict[str, str] = {"laptop": "paper"}  # presets that train on another preset's datasets
+# ... except for these task families, whose preset has datasets of its own: halfcheetah-2x3's ``laptop``
+# collection is a shorter behaviour run than ``paper``'s (omarbench.collect.mujoco)
+OWN_DATASETS: dict[str, tuple[str, ...]] = {"laptop": ("halfcheetah",)}
 DEFAULT_SEEDS: dict[str, int] = {"paper": 5, "quick": 2, "laptop": 5}  # seeds 0..N-1 when none are given
 BACKENDS: tuple[str, ...] = ("numpy", "mpe2")  # environments: the batched engine, the mpe2-based reference
 FLAVORS: tuple[str, ...] = ("paper", "mpe2")  # scenarios: the authors', stock mpe2
@@ -54,8 +57,16 @@ def check_preset(preset: str) -> str:
     return check_choice("preset", preset, PRESETS)
 
 
-def data_preset(preset: str) -> str:
-    """The preset whose datasets (and collection budgets) ``preset`` uses: ``laptop`` → ``paper``."""
+def task_family(task_id: str) -> str:
+    """A task id's family, the part before its first ``-`` or ``:`` (``halfcheetah-2x3`` → ``halfcheetah``)."""
+    return str(task_id).split(":")[0].split("-")[0]
+
+
+def data_preset(preset: str, task_id: str | None = None) -> str:
+    """The preset whose datasets (and collection budgets) ``preset`` uses for ``task_id``: ``laptop`` →
+    ``paper`` (maze2d), but ``laptop`` for halfcheetah-2x3 (:data:`OWN_DATASETS`)."""
+    if task_id is not None and task_family(task_id) in OWN_DATASETS.get(preset, ()):
+        return preset
     return DATA_PRESETS.get(preset, preset)
 
 

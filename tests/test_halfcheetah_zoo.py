@@ -1,6 +1,7 @@
 """The zoo's HalfCheetah variants: MA-CQL's uniform + policy samples and OMAR's CEM search."""
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -265,6 +266,39 @@ def test_the_halfcheetah_preset_row_selects_the_variants_and_mpe_keeps_its_own()
     assert quick.omar_search == "cem" and quick.rounds < 1000 and quick.hidden == 256
     mpe = make_config("OMAR", "spread", "expert")
     assert (mpe.cql_sampler, mpe.omar_search, mpe.hidden, mpe.omar_iters) == ("uniform", "softmax", 64, 3)
+
+
+def test_the_laptop_preset_is_the_paper_row_with_the_laptop_budget():
+    from omarbench.offline.presets import HALFCHEETAH_LAPTOP
+
+    for algo in ("OMAR", "MA-CQL", "MA-TD3+BC", "MA-ICQ"):
+        paper = make_config(algo, "halfcheetah-2x3", "medium")
+        laptop = make_config(algo, "halfcheetah-2x3", "medium", "laptop")
+        assert (laptop.rounds, laptop.eval_every, laptop.final_episodes) == (500, 250, 20)
+        assert laptop.replace(**{k: getattr(paper, k) for k in HALFCHEETAH_LAPTOP}) == paper
+
+
+def test_the_laptop_preset_keeps_halfcheetah_datasets_apart(tmp_path):
+    """halfcheetah-2x3's laptop datasets come from a shorter behaviour run: they live under <root>/laptop,
+    while maze2d's laptop preset trains on the paper datasets under the root itself."""
+    from omarbench.collect.mujoco import LAPTOP_STEPS, mujoco_preset_config
+    from omarbench.grid.sweep import SweepSpec, run_sweep
+    from omarbench.paths import preset_root
+    from omarbench.tasks.spec import parse_task_id
+
+    assert preset_root(tmp_path, "laptop", "halfcheetah-2x3") == tmp_path / "laptop"
+    assert preset_root(tmp_path, "laptop", "maze2d-umaze") == tmp_path
+    assert preset_root(tmp_path, "laptop") == tmp_path
+    task = parse_task_id("halfcheetah-2x3")
+    paper, laptop = mujoco_preset_config(task, "paper"), mujoco_preset_config(task, "laptop")
+    assert laptop.run.total_steps == LAPTOP_STEPS < paper.run.total_steps
+    # the same run up to its length (no learning-rate schedule depends on the budget)
+    assert paper.run.matd3.lr_final_fraction == 1.0
+    assert replace(laptop, run=replace(laptop.run, total_steps=paper.run.total_steps)) == paper
+    with pytest.raises(UsageError, match="different roots"):
+        run_sweep(SweepSpec(algos=("OMAR",), tasks=("halfcheetah-2x3", "maze2d-umaze"), levels=("expert", "waypoint"),
+                           seeds=(0,), preset="laptop", root=str(tmp_path)), collect=False)
+    assert not any(tmp_path.iterdir())
 
 
 def test_variant_choices_are_checked():

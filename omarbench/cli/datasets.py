@@ -32,29 +32,34 @@ def _num(x, digits: int = 1) -> str:
 
 PresetOpt = Annotated[
     str | None,
-    typer.Option("--preset", help="Whose datasets: paper (under the root) or quick (under <root>/quick). "
+    typer.Option("--preset", help="Whose datasets: paper (under the root), quick (under <root>/quick) or laptop "
+                                  "(halfcheetah-2x3's under <root>/laptop, the others' the paper ones). "
                                   "Default: paper for one dataset; every preset for list."),
 ]
 
 
-def _root(root: Path | None, preset: str | None) -> Path:
+def _root(root: Path | None, preset: str | None, dataset: str | None = None) -> Path:
     """The one data-root rule of every command: --root (or its default), then <root>/<preset> for the
-    presets that keep their datasets apart."""
+    presets that keep their datasets apart (for ``laptop``, halfcheetah-2x3's datasets only: ``dataset``
+    names the task)."""
     from omarbench.data.schema import preset_root
     from omarbench.vocab import check_preset
 
     if preset is not None:
         check_preset(preset)
-    return preset_root(root, preset or "paper")
+    return preset_root(root, preset or "paper", dataset)
 
 
 @app.command("list")
 def list_cmd(root: opt.Root = None, preset: PresetOpt = None) -> None:
     """Every dataset under the root (and its presets' sub-roots): size, return, digest, completeness."""
     from omarbench.data.schema import SUBROOT_PRESETS
+    from omarbench.vocab import OWN_DATASETS
 
     presets = [preset] if preset is not None else ["paper", *SUBROOT_PRESETS]
     bases = [_root(root, p) for p in presets]
+    bases += [_root(root, p, fam) for p in OWN_DATASETS if preset in (None, p) for fam in OWN_DATASETS[p]]
+    bases = list(dict.fromkeys(bases))
     shown = [b for b in bases if b.is_dir()] if preset is None else bases
     if not any(_list_one(b) for b in shown):
         console.print(f"no datasets under {', '.join(str(b) for b in bases)}")
@@ -95,7 +100,7 @@ def info_cmd(
     from omarbench.data.stats import normalised_score
     from omarbench.data.store import open_dataset, stored_size
 
-    _, info = open_dataset(dataset, _root(root, preset))
+    _, info = open_dataset(dataset, _root(root, preset, dataset))
     if as_json:
         console.print_json(json.dumps(info.attrs))
         return
@@ -139,7 +144,7 @@ def verify_cmd(
 
     if (dataset is None) == (not all_):
         raise UsageError("give either a dataset id/path or --all (not both)")
-    root = _root(root, preset)
+    root = _root(root, preset, dataset)
     targets = [dataset] if dataset is not None else [str(e.path) for e in list_datasets(root)]
     if not targets:
         console.print("no datasets to verify")
@@ -173,7 +178,7 @@ def card_cmd(
     """Write the dataset card (Markdown) and its return histogram (PNG)."""
     from omarbench.data.card import write_card
 
-    md, png = write_card(dataset, _root(root, preset), out)
+    md, png = write_card(dataset, _root(root, preset, dataset), out)
     console.print(f"wrote {md} and {png}", markup=False)
 
 
@@ -191,12 +196,12 @@ def export_cmd(
     if fmt == "minari":
         from omarbench.interop.minari import export_minari
 
-        path = export_minari(dataset, out, _root(root, preset), force=force)
+        path = export_minari(dataset, out, _root(root, preset, dataset), force=force)
         console.print(f"wrote Minari dataset {path}", markup=False)
         return
     from omarbench.data.export import export_dataset
 
-    files = export_dataset(dataset, fmt, out, _root(root, preset), force=force)
+    files = export_dataset(dataset, fmt, out, _root(root, preset, dataset), force=force)
     console.print(f"wrote {len(files)} files to {out}", markup=False)
 
 

@@ -54,7 +54,7 @@ def train_command(
 
         torch.set_num_threads(threads)
     console = make_console()
-    data_root = str(preset_root(root, preset))  # the preset's datasets, as omarbench eval and collect use
+    data_root = str(preset_root(root, preset, task))  # the preset's datasets, as omarbench eval and collect use
     records = train(algo, task, level, seed_list, preset=preset, root=data_root,
                     results_dir=str(results) if results else None, device=device, backend=backend,
                     overrides=parse_overrides(set_), progress=progress, checkpoint_every=checkpoint_every)

@@ -37,8 +37,8 @@ def collect(task_id: str, level: str = "all", *, transitions: int | None = None,
         check_int("--transitions", transitions, 1, MAX_TRANSITIONS)
     if seed is not None:
         check_int("--seed", seed, 0, MAX_SEED)
-    check_output_dir(preset_root(root, check_preset(preset)), "--root")  # creates nothing
-    preset = data_preset(preset)  # a training-only preset collects its data preset's datasets
+    check_output_dir(preset_root(root, check_preset(preset), task_id), "--root")  # creates nothing
+    preset = data_preset(preset, task_id)  # a training-only preset collects its data preset's datasets
     if is_maze2d(task_id):
         from omarbench.collect.waypoint import collect_maze2d
 

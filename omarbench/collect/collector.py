@@ -431,7 +431,7 @@ def collect_mpe(task: Task, levels: list[str], *, transitions: int | None = None
     """The MPE collector behind :func:`omarbench.collect.api.collect` (which checks the arguments)."""
     cfg = config if config is not None else preset_config(task, preset)
     seed = preset_seed(task, preset) if seed is None else seed
-    base = preset_root(root, preset)
+    base = preset_root(root, preset, task.id)
     check_writable(base)
     return Collector(task, cfg, seed=seed, root=base, backend=backend, preset=preset, log=log,
                      progress=progress, retrain=retrain).collect(levels, transitions)

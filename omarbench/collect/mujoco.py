@@ -49,6 +49,7 @@ from omarbench.tasks.spec import Task
 from omarbench.vocab import check_preset
 
 MEDIUM_FRACTION = 0.48
+LAPTOP_STEPS = 300_000  # behaviour transitions of the ``laptop`` preset
 RANDOM_SEED_OFFSET = 3_000_000  # seeds of the random reference's episodes (disjoint from eval and rollouts)
 
 HALFCHEETAH_MATD3 = MATD3Config(hidden=256, actor_lr=3e-4, critic_lr=3e-4, gamma=0.99, tau=0.005, batch_size=256,
@@ -61,6 +62,14 @@ def mujoco_preset_config(task: Task, preset: str = "paper") -> CollectConfig:
     check_preset(preset)
     if preset == "paper":
         run = RunConfig(total_steps=1_000_000, num_envs=5, segment_episodes=1, updates_per_step=5.0,
+                        warmup_steps=5_000, eval_episodes=10, matd3=HALFCHEETAH_MATD3)
+        return CollectConfig(run=run, transitions=1_000_000, rollout_envs=100, reference_episodes=1_000,
+                             medium_fraction=MEDIUM_FRACTION)
+    if preset == "laptop":
+        # the paper run's first LAPTOP_STEPS transitions (same settings, schedule and seed stream): the
+        # behaviour budget this project's 2-core machine finishes next to the laptop grid (README,
+        # "Two-agent HalfCheetah"); the levels and references keep the paper's sizes
+        run = RunConfig(total_steps=LAPTOP_STEPS, num_envs=5, segment_episodes=1, updates_per_step=5.0,
                         warmup_steps=5_000, eval_episodes=10, matd3=HALFCHEETAH_MATD3)
         return CollectConfig(run=run, transitions=1_000_000, rollout_envs=100, reference_episodes=1_000,
                              medium_fraction=MEDIUM_FRACTION)
@@ -161,7 +170,7 @@ def collect_mujoco(task: Task, levels: Sequence[str] | str = "all", *, transitio
     backend = resolve_backend(task, backend)
     require_mujoco()
     cfg = config if config is not None else mujoco_preset_config(task, preset)
-    base = preset_root(root, preset)
+    base = preset_root(root, preset, task.id)
     check_writable(base)
     return MujocoCollector(task, cfg, seed=seed, root=base, backend=backend, preset=preset, log=log,
                            progress=progress, retrain=retrain).collect(levels, transitions)

@@ -169,7 +169,11 @@ def run_sweep(
 
     # datasets of a small-budget preset live in their own sub-root (see omarbench.data.preset_root)
     user_root = spec.root  # the collector applies the preset's sub-root itself
-    root = str(preset_root(spec.root, spec.preset).absolute())
+    roots = {str(preset_root(spec.root, spec.preset, t).absolute()) for t in spec.tasks}
+    if len(roots) > 1:  # laptop: halfcheetah-2x3 has datasets of its own, maze2d trains on the paper ones
+        raise UsageError(f"preset {spec.preset!r} keeps the datasets of {', '.join(spec.tasks)} under different "
+                         "roots; run those tasks as separate grids")
+    root = roots.pop() if roots else str(preset_root(spec.root, spec.preset).absolute())
     results_dir = Path(spec.results_dir) if spec.results_dir else _default_results_dir(root)
     results_dir = results_dir.expanduser().absolute()  # workers (Ray's too) may start in another directory
     spec = replace(spec, results_dir=str(results_dir), root=root)

@@ -68,6 +68,8 @@ FAMILY_QUICK: dict[str, dict[str, Any]] = {
 # --set final_episodes=20``), about 2.8 CPU-hours for the 80 seed-runs (``python -m omarbench.perf
 # halfcheetah``; README, "Two-agent HalfCheetah").
 HALFCHEETAH_LAPTOP: dict[str, Any] = {"rounds": 500, "eval_every": 250, "final_episodes": 20}
+# the ``laptop`` preset of the families that have one besides maze2d (whose budgets are its own module's)
+FAMILY_LAPTOP: dict[str, dict[str, Any]] = {"halfcheetah": HALFCHEETAH_LAPTOP}
 
 
 def preset_values(algo: str, task: Task | str, level: str, preset: str = "paper") -> dict[str, Any]:
@@ -83,12 +85,15 @@ def preset_values(algo: str, task: Task | str, level: str, preset: str = "paper"
         return {k: v for k, v in maze2d_values(name, preset).items() if k in fields}
     from omarbench.offline.maze2d_presets import check_mpe_preset
 
-    check_mpe_preset(preset, task.id)
+    if task.name not in FAMILY_LAPTOP:
+        check_mpe_preset(preset, task.id)
     tau, alpha = PAPER_COEFFICIENTS[task.name][level]
     values: dict[str, Any] = {"rounds": PAPER_ROUNDS[task.name][level], "tau": tau, "alpha": alpha,
                               **FAMILY_VALUES.get(task.name, {})}
     if preset == "quick":
         values.update(FAMILY_QUICK.get(task.name, QUICK))
+    elif preset == "laptop":
+        values.update(FAMILY_LAPTOP[task.name])
     return {k: v for k, v in values.items() if k in fields}
 
 

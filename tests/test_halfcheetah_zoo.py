@@ -296,8 +296,9 @@ def test_the_laptop_preset_keeps_halfcheetah_datasets_apart(tmp_path):
     assert paper.run.matd3.lr_final_fraction == 1.0
     assert replace(laptop, run=replace(laptop.run, total_steps=paper.run.total_steps)) == paper
     with pytest.raises(UsageError, match="different roots"):
-        run_sweep(SweepSpec(algos=("OMAR",), tasks=("halfcheetah-2x3", "maze2d-umaze"), levels=("expert", "waypoint"),
-                           seeds=(0,), preset="laptop", root=str(tmp_path)), collect=False)
+        run_sweep(SweepSpec(algos=("OMAR",), tasks=("halfcheetah-2x3", "maze2d-umaze"),
+                            levels=("expert", "waypoint"), seeds=(0,), preset="laptop", root=str(tmp_path)),
+                  collect=False)
     assert not any(tmp_path.iterdir())
 
 

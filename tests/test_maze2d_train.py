@@ -73,7 +73,7 @@ def test_bad_levels_and_presets_are_one_line_errors():
         make_config("OMAR", "maze2d-umaze", "expert")
     with pytest.raises(UsageError, match="unknown level 'waypoint'; valid choices: random"):
         make_config("OMAR", "spread", "waypoint")
-    with pytest.raises(UsageError, match="preset 'laptop' is defined for the maze2d tasks and halfcheetah-2x3 only"):
+    with pytest.raises(UsageError, match="'laptop' is defined for the maze2d tasks and halfcheetah-2x3 only"):
         make_config("OMAR", "spread", "expert", "laptop")
 
 

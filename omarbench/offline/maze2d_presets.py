@@ -68,5 +68,6 @@ def maze2d_values(algo: str, preset: str) -> dict[str, Any]:
 def check_mpe_preset(preset: str, task_id: str) -> None:
     """``laptop`` is a budget of maze2d and halfcheetah-2x3: a one-line error for the other tasks."""
     if preset == "laptop":
-        raise UsageError(f"preset 'laptop' is defined for the maze2d tasks and halfcheetah-2x3 only, not {task_id!r}; "
+        raise UsageError("preset 'laptop' is defined for the maze2d tasks and halfcheetah-2x3 only, "
+                         f"not {task_id!r}; "
                          "valid for it: paper, quick")

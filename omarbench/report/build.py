@@ -140,10 +140,21 @@ def is_scaling_task(task: str) -> bool:
 # ------------------------------------------------------------------------------------------ sections
 
 
+def _paper_refs_text(tasks: Sequence[str]) -> str:
+    """The paper's expert/random references of ``tasks`` (those that have them), e.g. ``tag 185.6/−4.1``."""
+    from omarbench.data.paper_refs import PAPER_REFERENCE_RETURNS
+
+    def num(x: float) -> str:
+        return str(float(x)).replace("-", "−")
+
+    return ", ".join(f"{t} {num(r['expert'])}/{num(r['random'])}" for t in tasks
+                     if (r := PAPER_REFERENCE_RETURNS.get(t)) is not None)
+
+
 def _main_footnotes(table: ScoreTable, references: str, n_eval: str) -> list[str]:
     refs = ("the random and expert returns stored in each dataset (measured by omarbench when it collected)"
-            if references == "ours" else "the paper's reference returns (docs/protocol.md §3: spread 516.8/159.8, "
-            "tag 185.6/−4.1, world 79.5/−6.8 for expert/random)")
+            if references == "ours" else "the paper's reference returns (docs/protocol.md §3: "
+            f"{_paper_refs_text(table.tasks)} for expert/random)")
     notes = [
         "Cells: normalised score 100 × (S − S_random) / (S_expert − S_random) of the final policy "
         f"({n_eval}), mean ± std over seeds (std with ddof = 0), seed count in parentheses.",

@@ -28,7 +28,7 @@ def collect(task_id: str, level: str = "all", *, transitions: int | None = None,
 
     A behaviour run the package ships (:mod:`omarbench.collect.shipped`) is installed instead of trained
     unless ``retrain``. ``seed=None`` is the preset's behaviour seed for the task
-    (:func:`omarbench.collect.collector.preset_seed`; 0 for maze2d and HalfCheetah).
+    (:func:`omarbench.collect.presets.preset_seed`; 0 for maze2d).
 
     maze2d tasks have no behaviour run: their one dataset comes from the waypoint controller. Every argument
     is checked before anything is created.
@@ -53,7 +53,10 @@ def collect(task_id: str, level: str = "all", *, transitions: int | None = None,
     if task.engine == "mujoco":  # halfcheetah-2x3: its own settings and random level
         from omarbench.collect.mujoco import collect_mujoco
 
-        return collect_mujoco(task, levels, transitions=transitions, seed=seed or 0, root=root, backend=backend,
+        from omarbench.collect.presets import preset_seed
+
+        seed = preset_seed(task, preset) if seed is None else seed
+        return collect_mujoco(task, levels, transitions=transitions, seed=seed, root=root, backend=backend,
                               preset=preset, progress=progress, log=log, config=config, retrain=retrain)
     return collect_mpe(task, levels, transitions=transitions, seed=seed, root=root, backend=backend, preset=preset,
                        progress=progress, log=log, config=config, retrain=retrain)

@@ -52,7 +52,6 @@ def collect(task_id: str, level: str = "all", *, transitions: int | None = None,
         check_backend(backend)
     if task.engine == "mujoco":  # halfcheetah-2x3: its own settings and random level
         from omarbench.collect.mujoco import collect_mujoco
-
         from omarbench.collect.presets import preset_seed
 
         seed = preset_seed(task, preset) if seed is None else seed

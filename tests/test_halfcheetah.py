@@ -216,3 +216,31 @@ def test_collect_end_to_end(tmp_path):
     omar = next(r for r in records if r.get("algo") == "OMAR" and r.get("level") == "expert")["config"]
     assert (omar["omar_search"], omar["cql_sampler"], omar["tau"], omar["alpha"]) == ("cem", "uniform+policy", 0.5,
                                                                                      5.0)
+
+
+@pytest.mark.slow
+def test_laptop_collection_and_training_use_their_own_root(tmp_path):
+    """``--preset laptop``: the datasets of the shorter behaviour run go to <root>/laptop (never the paper
+    root), and ``train --preset laptop`` reads them there and records the laptop budget."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from omarbench.cli import app
+    from omarbench.collect.presets import preset_seed
+
+    tiny = "import omarbench.collect.mujoco as m; m.mujoco_preset_config = lambda t, p: m.mujoco_tiny_config()"
+    out = _cli(tiny, "collect", "halfcheetah-2x3", "--level", "expert", "--preset", "laptop", "--root",
+               str(tmp_path), "--no-progress")
+    assert out.returncode == 0, out.stderr
+    seed = preset_seed(parse_task_id("halfcheetah-2x3"), "laptop")
+    assert (tmp_path / "laptop" / "halfcheetah-2x3-expert.zarr").is_dir()
+    assert (tmp_path / "laptop" / "behaviour" / f"halfcheetah-2x3-laptop-seed{seed}").is_dir()
+    assert not list(tmp_path.glob("*.zarr"))
+    res = CliRunner().invoke(app, ["train", "OMAR", "halfcheetah-2x3", "expert", "--seeds", "1", "--preset",
+                                   "laptop", "--root", str(tmp_path), "--no-progress", "--set", "rounds=2",
+                                   "--set", "eval_every=2", "--set", "eval_episodes=1", "--set",
+                                   "final_episodes=1"])
+    assert res.exit_code == 0, res.output
+    [rec] = [json.loads(p.read_text()) for p in (tmp_path / "laptop" / "results").glob("OMAR*.json")]
+    assert rec["preset"] == "laptop" and rec["config"]["omar_search"] == "cem" and rec["config"]["rounds"] == 2

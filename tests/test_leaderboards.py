@@ -19,6 +19,8 @@ FOLDERS = {
     "paper/paper-refs": ("paper/records", ["--preset", "paper", "--references", "paper"]),
     "maze2d": ("maze2d/records", ["--preset", "laptop"]),
     "maze2d/d4rl-refs": ("maze2d/records", ["--preset", "laptop", "--references", "d4rl"]),
+    "halfcheetah": ("halfcheetah/records", ["--preset", "laptop"]),
+    "halfcheetah/paper-refs": ("halfcheetah/records", ["--preset", "laptop", "--references", "paper"]),
     "paper/precision/fp32": ("paper/precision/fp32/records", ["--preset", "paper"]),
     "paper/precision/bf16": ("paper/precision/bf16/records", ["--preset", "paper"]),
 }
@@ -52,7 +54,7 @@ def test_report_on_committed_records_regenerates_committed_files(name, tmp_path)
 CARDS = Path(__file__).resolve().parent.parent / "dataset_cards"
 # records folders whose datasets have committed cards (the quick datasets are remade by the main line) ->
 # the cards' folder (the precision study's datasets were collected on another CPU vendor: other digests)
-CARDED = {"maze2d/records": CARDS, "paper/records": CARDS, "paper/diagnostics/td3bc-lambda/records": CARDS,
+CARDED = {"maze2d/records": CARDS, "halfcheetah/records": CARDS / "laptop", "paper/records": CARDS, "paper/diagnostics/td3bc-lambda/records": CARDS,
           "paper/cpu-check/avx2/records": CARDS, "paper/cpu-check/avx512/records": CARDS,
           "paper/precision/fp32/records": LEADERBOARDS / "paper/precision/cards",
           "paper/precision/bf16/records": LEADERBOARDS / "paper/precision/cards"}

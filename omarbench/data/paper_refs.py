@@ -52,7 +52,8 @@ def paper_key(task: Task) -> str | None:
         return None
     if task.name == "spread" and task.n_agents != SPREAD_DEFAULT_AGENTS:
         return None
-    return task.name if task.name in PAPER_REFERENCE_RETURNS else None
+    # the tasks of the paper's MPE and HalfCheetah tables (maze2d's references are D4RL's: report.maze2d)
+    return next((key for key in (task.name, task.id) if key in PAPER_DATASET_MEAN_RETURNS), None)
 
 
 def paper_references(task: Task) -> dict[str, dict[str, float]] | None:

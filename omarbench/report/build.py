@@ -32,7 +32,7 @@ from omarbench import results as rs
 from omarbench.errors import OmarbenchError, UsageError, bad_choice
 from omarbench.io import atomic_write_bytes
 from omarbench.report import compare, plots, stats
-from omarbench.report.paper import PAPER_CITATION, PAPER_TASKS, normalise_with_paper
+from omarbench.report.paper import PAPER_CITATION, PAPER_TABLE_TASKS, normalise_with_paper
 from omarbench.report.scaling import scaling_claims, scaling_rows, scaling_section
 from omarbench.report.tables import (
     LEVEL_LABELS,
@@ -151,6 +151,15 @@ def _paper_refs_text(tasks: Sequence[str]) -> str:
                      if (r := PAPER_REFERENCE_RETURNS.get(t)) is not None)
 
 
+def _table_names(tasks: Sequence[str]) -> str:
+    """``MPE table``, ``HalfCheetah table`` or both: the paper's tables that hold ``tasks``."""
+    from omarbench.report.paper import tables_of
+
+    names = {"mpe": "MPE", "mamujoco": "HalfCheetah"}
+    found = [names[n] for n in tables_of(tasks)]
+    return " and ".join(found) + (" tables" if len(found) > 1 else " table")
+
+
 def _main_footnotes(table: ScoreTable, references: str, n_eval: str) -> list[str]:
     refs = ("the random and expert returns stored in each dataset (measured by omarbench when it collected)"
             if references == "ours" else "the paper's reference returns (docs/protocol.md §3: "
@@ -259,7 +268,7 @@ def _main_sections(main: pd.DataFrame, table: ScoreTable, references: str, md: l
         cells.append(f"**{r['paper']}**" if r["paper_bold"] else r["paper"])
     md.append(markdown_table(header, [[LEVEL_LABELS[lv], t, *c] for (lv, t), c in crow.items()]))
     comp_notes = [
-        f"Paper: {PAPER_CITATION}; its MPE table (mean ± std over 5 seeds), shipped in "
+        f"Paper: {PAPER_CITATION}; its {_table_names(table.tasks)} (mean ± std over 5 seeds), shipped in "
         "omarbench/assets/paper_tables.csv.",
         "Ours: as in the main table (" + ("our datasets' references" if references == "ours"
                                           else "the paper's references") + "); bold per source, same rule.",
@@ -389,10 +398,10 @@ def build_report(
     else:
         main = runs[~runs["task"].map(is_scaling_task)]
     if references == "paper":
-        no_refs = sorted(set(main["task"]) - set(PAPER_TASKS))
+        no_refs = sorted(set(main["task"]) - set(PAPER_TABLE_TASKS))
         if no_refs:
             summary.notes.append(f"the paper has no reference returns for {', '.join(no_refs)}: left out")
-            main = main[main["task"].isin(PAPER_TASKS)]
+            main = main[main["task"].isin(PAPER_TABLE_TASKS)]
     scale = scaling_rows(runs, behaviour) if scaling else None
     if main.empty and (scale is None or scale.empty):
         raise OmarbenchError("no runs to tabulate after selection (check --tasks / --preset / --references)")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from omarbench.report import stats
-from omarbench.report.paper import PAPER_SEEDS, PAPER_TASKS, paper_mpe_table
+from omarbench.report.paper import PAPER_SEEDS, PAPER_TABLE_TASKS, PAPER_TABLES, paper_mpe_table, tables_of
 from omarbench.report.tables import ScoreTable, format_cell
 from omarbench.vocab import LEVELS, PAPER_ALGOS
 
@@ -38,13 +38,13 @@ def ours(table: ScoreTable) -> dict[tuple[str, str, str], Summary]:
     """Our cells on the paper's tasks and algorithms (cells with at least one finished seed)."""
     out = {}
     for (level, task, algo), c in table.cells.items():
-        if task in PAPER_TASKS and algo in PAPER_ALGOS and c.n:
+        if task in PAPER_TABLE_TASKS and algo in PAPER_ALGOS and c.n:
             out[(level, task, algo)] = Summary(c.mean, c.std, c.n, c.values)
     return out
 
 
-def paper() -> dict[tuple[str, str, str], Summary]:
-    df = paper_mpe_table()
+def paper(tables: Sequence[str] = ("mpe",)) -> dict[tuple[str, str, str], Summary]:
+    df = paper_mpe_table(tables)
     return {(r.level, r.task, r.algo): Summary(float(r.mean), float(r.std), PAPER_SEEDS)
             for r in df.itertuples(index=False)}
 
@@ -154,8 +154,9 @@ def omar_best_average(cells: Cells) -> Verdict:
 
 
 def evaluate_claims(table: ScoreTable, improvement: Mapping[str, stats.Estimate] | None = None) -> list[Claim]:
-    """The paper's claims about its MPE table, each evaluated on the paper's numbers and on ours."""
-    theirs, mine = paper(), ours(table)
+    """The paper's claims about its tables (those of ``table``'s tasks: MPE, HalfCheetah), each evaluated on
+    the paper's numbers and on ours."""
+    theirs, mine = paper(tables_of(table.tasks)), ours(table)
     claims = [
         Claim("OMAR has the highest mean score in every task–level cell",
               omar_best(theirs).text(), omar_best(mine).text()),
@@ -213,11 +214,12 @@ def _trend(points: Sequence[tuple[int, float]], rising: bool) -> str:
 
 def comparison_rows(table: ScoreTable) -> list[dict[str, object]]:
     """Per (level, task, algo) of the paper's table: ours (mean, std, n, bold) and theirs (mean, std, bold)."""
-    theirs, mine = paper(), ours(table)
+    names = tables_of(table.tasks)
+    theirs, mine = paper(names), ours(table)
     bold_t, bold_m = bold_flags(theirs), bold_flags(mine)
     rows = []
     for level in LEVELS:
-        for task in PAPER_TASKS:
+        for task in [t for name in names for t in PAPER_TABLES[name]]:
             for algo in PAPER_ALGOS:
                 k = (level, task, algo)
                 p = theirs.get(k)

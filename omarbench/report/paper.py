@@ -13,6 +13,7 @@ tasks with the paper's team sizes only.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from importlib import resources
 
 import pandas as pd
@@ -22,6 +23,15 @@ from omarbench.data.paper_refs import PAPER_REFERENCE_RETURNS
 from omarbench.vocab import PAPER_TASKS, normalised_score  # the task ids (paper flavor) the MPE table covers
 
 PAPER_SEEDS = 5  # the paper reports mean and std over five training seeds
+# the paper's tables on omarbench tasks: their name in paper_tables.csv -> task ids, in the paper's order
+PAPER_TABLES: dict[str, tuple[str, ...]] = {"mpe": PAPER_TASKS, "mamujoco": ("halfcheetah-2x3",)}
+PAPER_TABLE_TASKS: tuple[str, ...] = tuple(t for ts in PAPER_TABLES.values() for t in ts)
+
+
+def tables_of(tasks: Iterable[str]) -> list[str]:
+    """The paper's tables that hold at least one of ``tasks`` (the MPE table when none does)."""
+    names = [name for name, ts in PAPER_TABLES.items() if set(ts) & set(tasks)]
+    return names or ["mpe"]
 
 
 def load_paper_tables() -> pd.DataFrame:
@@ -32,10 +42,11 @@ def load_paper_tables() -> pd.DataFrame:
     return df
 
 
-def paper_mpe_table() -> pd.DataFrame:
-    """The paper's MPE table: columns task, level, algo, mean, std (task ids as in omarbench)."""
+def paper_mpe_table(tables: Sequence[str] = ("mpe",)) -> pd.DataFrame:
+    """The paper's MPE table (or the ``tables`` named): columns task, level, algo, mean, std (task ids as
+    in omarbench)."""
     df = load_paper_tables()
-    df = df[df["table"] == "mpe"].rename(columns={"env": "task"})
+    df = df[df["table"].isin(list(tables))].rename(columns={"env": "task"})
     out = df[["task", "level", "algo", "mean", "std"]].reset_index(drop=True)
     out.attrs["citation"] = PAPER_CITATION
     return out
@@ -43,7 +54,7 @@ def paper_mpe_table() -> pd.DataFrame:
 
 def normalise_with_paper(task: str, returns: pd.Series | float) -> pd.Series | float:
     """``100 (S − S_random) / (S_expert − S_random)`` with the paper's references (NaN for other tasks)."""
-    refs = PAPER_REFERENCE_RETURNS.get(task) if task in PAPER_TASKS else None
+    refs = PAPER_REFERENCE_RETURNS.get(task) if task in PAPER_TABLE_TASKS else None
     if refs is None:
         return returns * float("nan")
     return normalised_score(returns, refs["random"], refs["expert"])

@@ -54,7 +54,8 @@ def test_report_on_committed_records_regenerates_committed_files(name, tmp_path)
 CARDS = Path(__file__).resolve().parent.parent / "dataset_cards"
 # records folders whose datasets have committed cards (the quick datasets are remade by the main line) ->
 # the cards' folder (the precision study's datasets were collected on another CPU vendor: other digests)
-CARDED = {"maze2d/records": CARDS, "halfcheetah/records": CARDS / "laptop", "paper/records": CARDS, "paper/diagnostics/td3bc-lambda/records": CARDS,
+CARDED = {"maze2d/records": CARDS, "halfcheetah/records": CARDS / "laptop", "paper/records": CARDS,
+          "paper/diagnostics/td3bc-lambda/records": CARDS,
           "paper/cpu-check/avx2/records": CARDS, "paper/cpu-check/avx512/records": CARDS,
           "paper/precision/fp32/records": LEADERBOARDS / "paper/precision/cards",
           "paper/precision/bf16/records": LEADERBOARDS / "paper/precision/cards"}

@@ -60,17 +60,14 @@ HALFCHEETAH_MATD3 = MATD3Config(hidden=256, actor_lr=3e-4, critic_lr=3e-4, gamma
 def mujoco_preset_config(task: Task, preset: str = "paper") -> CollectConfig:
     """``paper``: 1M-transition levels from a 1M-step run; ``quick``: a few minutes, small levels."""
     check_preset(preset)
-    if preset == "paper":
+    if preset in ("paper", "laptop"):
         run = RunConfig(total_steps=1_000_000, num_envs=5, segment_episodes=1, updates_per_step=5.0,
                         warmup_steps=5_000, eval_episodes=10, matd3=HALFCHEETAH_MATD3)
-        return CollectConfig(run=run, transitions=1_000_000, rollout_envs=100, reference_episodes=1_000,
-                             medium_fraction=MEDIUM_FRACTION)
-    if preset == "laptop":
-        # the paper run's first LAPTOP_STEPS transitions (same settings, schedule and seed stream): the
-        # behaviour budget this project's 2-core machine finishes next to the laptop grid (README,
-        # "Two-agent HalfCheetah"); the levels and references keep the paper's sizes
-        run = RunConfig(total_steps=LAPTOP_STEPS, num_envs=5, segment_episodes=1, updates_per_step=5.0,
-                        warmup_steps=5_000, eval_episodes=10, matd3=HALFCHEETAH_MATD3)
+        if preset == "laptop":
+            # the paper run's first LAPTOP_STEPS transitions (same settings, schedule and seed stream): the
+            # behaviour budget this project's 2-core machine finishes next to the laptop grid (README,
+            # "Two-agent HalfCheetah"); the levels and references keep the paper's sizes
+            run = replace(run, total_steps=LAPTOP_STEPS)
         return CollectConfig(run=run, transitions=1_000_000, rollout_envs=100, reference_episodes=1_000,
                              medium_fraction=MEDIUM_FRACTION)
     # quick: one gradient round per batched step of 4 copies (a quarter of the paper's update ratio)

@@ -153,10 +153,9 @@ def _paper_refs_text(tasks: Sequence[str]) -> str:
 
 def _table_names(tasks: Sequence[str]) -> str:
     """``MPE table``, ``HalfCheetah table`` or both: the paper's tables that hold ``tasks``."""
-    from omarbench.report.paper import tables_of
+    from omarbench.report.paper import PAPER_TABLE_TITLES, tables_of
 
-    names = {"mpe": "MPE", "mamujoco": "HalfCheetah"}
-    found = [names[n] for n in tables_of(tasks)]
+    found = [PAPER_TABLE_TITLES[n] for n in tables_of(tasks)]
     return " and ".join(found) + (" tables" if len(found) > 1 else " table")
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from omarbench.report import stats
-from omarbench.report.paper import PAPER_SEEDS, PAPER_TABLE_TASKS, PAPER_TABLES, paper_mpe_table, tables_of
+from omarbench.report.paper import PAPER_SEEDS, PAPER_TABLE_TASKS, PAPER_TABLES, paper_table, tables_of
 from omarbench.report.tables import ScoreTable, format_cell
 from omarbench.vocab import LEVELS, PAPER_ALGOS
 
@@ -44,7 +44,7 @@ def ours(table: ScoreTable) -> dict[tuple[str, str, str], Summary]:
 
 
 def paper(tables: Sequence[str] = ("mpe",)) -> dict[tuple[str, str, str], Summary]:
-    df = paper_mpe_table(tables)
+    df = paper_table(tables)
     return {(r.level, r.task, r.algo): Summary(float(r.mean), float(r.std), PAPER_SEEDS)
             for r in df.itertuples(index=False)}
 

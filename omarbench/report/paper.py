@@ -26,6 +26,7 @@ PAPER_SEEDS = 5  # the paper reports mean and std over five training seeds
 # the paper's tables on omarbench tasks: their name in paper_tables.csv -> task ids, in the paper's order
 PAPER_TABLES: dict[str, tuple[str, ...]] = {"mpe": PAPER_TASKS, "mamujoco": ("halfcheetah-2x3",)}
 PAPER_TABLE_TASKS: tuple[str, ...] = tuple(t for ts in PAPER_TABLES.values() for t in ts)
+PAPER_TABLE_TITLES: dict[str, str] = {"mpe": "MPE", "mamujoco": "HalfCheetah"}
 
 
 def tables_of(tasks: Iterable[str]) -> list[str]:
@@ -42,9 +43,9 @@ def load_paper_tables() -> pd.DataFrame:
     return df
 
 
-def paper_mpe_table(tables: Sequence[str] = ("mpe",)) -> pd.DataFrame:
-    """The paper's MPE table (or the ``tables`` named): columns task, level, algo, mean, std (task ids as
-    in omarbench)."""
+def paper_table(tables: Sequence[str] = ("mpe",)) -> pd.DataFrame:
+    """The paper's tables named (:data:`PAPER_TABLES`; default its MPE table): columns task, level, algo,
+    mean, std (task ids as in omarbench)."""
     df = load_paper_tables()
     df = df[df["table"].isin(list(tables))].rename(columns={"env": "task"})
     out = df[["task", "level", "algo", "mean", "std"]].reset_index(drop=True)
